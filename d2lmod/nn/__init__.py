@@ -1,0 +1,10 @@
+"""d2lmod.nn: modules, layers, containers, functions and initialisers, with PyTorch's names."""
+from . import functional, init
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers import (CrossEntropyLoss, Dropout, Flatten, Identity, LazyLinear, Linear, MSELoss, ReLU,
+                     Sigmoid, Tanh)
+from .module import Module, Parameter
+
+__all__ = ['Module', 'Parameter', 'Linear', 'LazyLinear', 'ReLU', 'Sigmoid', 'Tanh', 'Flatten', 'Identity',
+           'Dropout', 'Sequential', 'ModuleList', 'ModuleDict', 'MSELoss', 'CrossEntropyLoss',
+           'functional', 'init']

@@ -1,0 +1,222 @@
+"""Tensor: a NumPy array that remembers how it was made, and backward() to differentiate it."""
+from __future__ import annotations
+
+import numpy as np
+
+float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+
+
+class _State:
+    """The two switches autograd reads while it records (the documented globals of d2lmod)."""
+    grad_enabled = True   # False inside `with no_grad():`
+    module_call = None    # the innermost running Module call; new tensors point to it (see nn/module.py)
+
+
+class no_grad:
+    """`with no_grad():` computes values without recording how (used for optimizer steps and evaluation)."""
+
+    def __enter__(self):
+        self._before, _State.grad_enabled = _State.grad_enabled, False
+
+    def __exit__(self, *exc):
+        _State.grad_enabled = self._before
+
+    def __call__(self, fn):  # also usable as a decorator
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    return _State.grad_enabled
+
+
+def as_array(data, dtype=None) -> np.ndarray:
+    """NumPy arrays keep their dtype; Python numbers and lists become float32 (d2lmod's default)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        return data if dtype is None else data.astype(dtype)
+    if isinstance(data, np.generic):
+        return np.asarray(data, dtype=dtype)
+    try:
+        return np.asarray(data, dtype=np.float32 if dtype is None else dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} {data!r:.60}; "
+                        "pass a number, a (nested) list of numbers or a NumPy array") from None
+
+
+def resolve_to(target):
+    """What .to(target) means: None for the CPU (the only device here), else a dtype."""
+    if target == 'cpu' or target is None:
+        return None
+    try:
+        dtype = np.dtype(target)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in 'fiub':
+        raise RuntimeError(f"d2lmod runs on the CPU only, so {target!r} is not a device or dtype it can move to; "
+                           "use .to('cpu'), a dtype such as dm.float64, or drop the .to() call")
+    return dtype
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode autodiff; float32 unless told otherwise."""
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = as_array(data, dtype)
+        self.grad = None           # a Tensor once backward() has reached this leaf
+        self._parents = ()         # the tensors this one was computed from (a tuple: order is stable)
+        self._backward = None      # g -> one gradient per parent (set by the op that made this tensor)
+        self._op = ''              # the op's name, for repr and the visualiser
+        self._call = None          # the module call that made it
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_()
+
+    @classmethod
+    def _result(cls, data, parents, op, backward):
+        """The output of an op: records its parents and backward rule when a parent needs a gradient."""
+        out = cls.__new__(cls)
+        if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep .data an array
+            data = np.asarray(data)
+        out.data, out.grad, out._op, out._call = data, None, op, _State.module_call
+        out.requires_grad = _State.grad_enabled and any(p.requires_grad for p in parents)
+        out._parents, out._backward = (parents, backward) if out.requires_grad else ((), None)
+        return out
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != 'f':
+            raise RuntimeError(f"only floating-point tensors can require gradients, this one is {self.dtype}; "
+                               "convert it first with .float()")
+        self.requires_grad = flag
+        return self
+
+    # ---- what it is -------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._parents
+
+    device = 'cpu'
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"item() needs a tensor with one element, this one has shape {self.shape}; "
+                               "reduce it first (e.g. .sum() or .mean()) or index one element")
+        return self.data.reshape(-1)[0].item()
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                               "reduce it to one element first, e.g. (x > 0).all() or x.sum() > 1")
+        return bool(self.data.reshape(-1)[0])
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("numpy() on a tensor that requires grad would leave autograd behind; "
+                               "call .detach().numpy() to say you mean it")
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def detach(self) -> Tensor:
+        """The same values (shared memory), cut from the graph."""
+        return Tensor(self.data)
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def __repr__(self):
+        body = np.array2string(self.data, precision=4, separator=', ', prefix='tensor(')
+        extras = [f'dtype={self.dtype}'] if self.dtype != np.float32 else []
+        if self._op:
+            extras.append(f'grad_fn=<{self._op}>')
+        elif self.requires_grad:
+            extras.append('requires_grad=True')
+        return 'tensor(' + ', '.join([body] + extras) + ')'
+
+    __hash__ = object.__hash__  # == builds a boolean tensor, so hash by identity (as PyTorch does)
+
+    # ---- reverse-mode autodiff --------------------------------------------------------------------
+    def backward(self, gradient=None) -> None:
+        """Fill .grad of every leaf that requires grad with d(self)/d(leaf), added to what is there."""
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad, so there is nothing to "
+                               "differentiate; compute it from parameters (or tensors with requires_grad=True) "
+                               "outside of no_grad()")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without an argument needs a one-element output, this one has "
+                                   f"shape {self.shape}; reduce it first (e.g. y.sum().backward()) or pass "
+                                   "a gradient of that shape: y.backward(g)")
+            gradient = np.ones_like(self.data)
+        gradient = as_array(gradient, self.dtype)
+        if gradient.shape != self.shape:
+            raise RuntimeError(f"backward(gradient): the gradient has shape {gradient.shape} but the tensor "
+                               f"has shape {self.shape}; they must match")
+        grads = {id(self): gradient}   # d(self)/d(node) for the nodes reached so far
+        for node in reversed(self._topological_order()):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if not node._parents:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
+                g = g.astype(node.dtype)  # a copy, so no two leaves share one array
+                node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
+                continue
+            for parent, pg in zip(node._parents, node._backward(g)):
+                if pg is None or not parent.requires_grad:
+                    continue
+                pg = unbroadcast(pg, parent.shape)
+                # chain rule: a tensor used twice gets the sum of both uses' gradients
+                grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
+
+    def _topological_order(self) -> list:
+        """Every tensor that self depends on (and needs a gradient), parents before children; no recursion."""
+        order, seen, stack = [], {id(self)}, [(self, iter(self._parents))]
+        while stack:
+            node, parents = stack[-1]
+            for p in parents:
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    stack.append((p, iter(p._parents)))
+                    break
+            else:  # all parents done
+                stack.pop()
+                order.append(node)
+        return order
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum g down to shape: a value broadcast to many places gets the sum of their gradients."""
+    if g.shape == shape:
+        return g
+    if g.ndim > len(shape):
+        g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
