@@ -71,6 +71,7 @@ class Tensor:
         self._backward = None      # g -> one gradient per parent (set by the op that made this tensor)
         self._op = ''              # the op's name, for repr and the visualiser
         self._call = None          # the module call that made it
+        self._grad_parts = None    # after backward, for a leaf used more than once: [(module call, gradient)]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
@@ -181,6 +182,7 @@ class Tensor:
             raise RuntimeError(f"backward(gradient): the gradient has shape {gradient.shape} but the tensor "
                                f"has shape {self.shape}; they must match")
         grads = {id(self): gradient}   # d(self)/d(node) for the nodes reached so far
+        uses = {}                      # leaf -> [(module call, gradient)], one entry per use of the leaf
         for node in reversed(self._topological_order()):
             g = grads.pop(id(node), None)
             if g is None:
@@ -188,6 +190,8 @@ class Tensor:
             if not node._parents:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
                 g = g.astype(node.dtype)  # a copy, so no two leaves share one array
                 node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
+                parts = uses.get(id(node), ())
+                node._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
                 continue
             for parent, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not parent.requires_grad:
@@ -195,6 +199,8 @@ class Tensor:
                 pg = unbroadcast(pg, parent.shape)
                 # chain rule: a tensor used twice gets the sum of both uses' gradients
                 grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
+                if not parent._parents:
+                    uses.setdefault(id(parent), []).append((node._call, pg))
 
     def _topological_order(self) -> list:
         """Every tensor that self depends on (and needs a gradient), parents before children; no recursion."""
