@@ -88,10 +88,11 @@ def matmul(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: cannot multiply shapes {a.shape} @ {b.shape}: the left's last size "
                          f"({a.shape[-1]}) must equal the right's second-to-last ({b.shape[-2]})")
-    ad, bd = a.data, b.data
-    # d(a@b)/da = g @ b^T;  d(a@b)/db = a^T @ g
+    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    # d(a@b)/da = g @ b^T;  d(a@b)/db = a^T @ g  (each computed only if wanted: matmuls are the costly part)
     return result(_binary('matmul', np.matmul, a, b), (a, b), 'matmul',
-                  lambda g: (g @ bd.swapaxes(-1, -2), ad.swapaxes(-1, -2) @ g))
+                  lambda g: (g @ bd.swapaxes(-1, -2) if need_a else None,
+                             ad.swapaxes(-1, -2) @ g if need_b else None))
 
 
 def matmul_shape(sa, sb):
@@ -111,10 +112,12 @@ def linear(x, weight, bias=None):
     if bias is not None:
         out = out + bias.data
 
+    need_x = x.requires_grad  # the first layer's input (the data) needs no gradient: skip that matmul
+
     def backward(g):
         g2, x2 = g.reshape(-1, g.shape[-1]), xd.reshape(-1, xd.shape[-1])
         # dy/dx = g W;  dy/dW = g^T x (summed over the batch);  dy/db = sum of g over the batch
-        return g @ wd, g2.T @ x2, (g2.sum(0) if bias is not None else None)
+        return g @ wd if need_x else None, g2.T @ x2, (g2.sum(0) if bias is not None else None)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return result(out, parents, 'linear', backward)
 
@@ -171,7 +174,7 @@ def sum(a, dim=None, keepdim=False):
 
 def mean(a, dim=None, keepdim=False):
     shape, out = a.shape, np.mean(a.data, axis=dim, keepdims=keepdim)
-    n = a.data.size // max(np.size(out), 1)  # how many inputs share each output
+    n = a.data.size // np.size(out) if np.size(out) else 1  # how many inputs share each output
     return result(out, (a,), 'mean', lambda g: (_spread(g / n, shape, dim, keepdim),))
 
 

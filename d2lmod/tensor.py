@@ -162,7 +162,8 @@ class Tensor:
             extras.append('requires_grad=True')
         return 'tensor(' + ', '.join([body] + extras) + ')'
 
-    __hash__ = object.__hash__  # == builds a boolean tensor, so hash by identity (as PyTorch does)
+    __hash__ = object.__hash__  # hash by identity (as PyTorch does): == builds a tensor, so sets and dicts
+    # of tensors only ever compare identities, never call == (distinct live objects never share a hash)
 
     # ---- reverse-mode autodiff --------------------------------------------------------------------
     def backward(self, gradient=None) -> None:
@@ -181,16 +182,16 @@ class Tensor:
         if gradient.shape != self.shape:
             raise RuntimeError(f"backward(gradient): the gradient has shape {gradient.shape} but the tensor "
                                f"has shape {self.shape}; they must match")
-        grads = {id(self): gradient}   # d(self)/d(node) for the nodes reached so far
+        grads = {self: gradient}       # d(self)/d(node) for the nodes reached so far (keyed by identity)
         uses = {}                      # leaf -> [(module call, gradient)], one entry per use of the leaf
         for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
+            g = grads.pop(node, None)
             if g is None:
                 continue
             if not node._parents:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
                 g = g.astype(node.dtype)  # a copy, so no two leaves share one array
                 node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
-                parts = uses.get(id(node), ())
+                parts = uses.get(node, ())
                 node._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
                 continue
             for parent, pg in zip(node._parents, node._backward(g)):
@@ -198,18 +199,18 @@ class Tensor:
                     continue
                 pg = unbroadcast(pg, parent.shape)
                 # chain rule: a tensor used twice gets the sum of both uses' gradients
-                grads[id(parent)] = grads[id(parent)] + pg if id(parent) in grads else pg
+                grads[parent] = grads[parent] + pg if parent in grads else pg
                 if not parent._parents:
-                    uses.setdefault(id(parent), []).append((node._call, pg))
+                    uses.setdefault(parent, []).append((node._call, pg))
 
     def _topological_order(self) -> list:
         """Every tensor that self depends on (and needs a gradient), parents before children; no recursion."""
-        order, seen, stack = [], {id(self)}, [(self, iter(self._parents))]
+        order, seen, stack = [], {self}, [(self, iter(self._parents))]
         while stack:
             node, parents = stack[-1]
             for p in parents:
-                if p.requires_grad and id(p) not in seen:
-                    seen.add(id(p))
+                if p.requires_grad and p not in seen:
+                    seen.add(p)
                     stack.append((p, iter(p._parents)))
                     break
             else:  # all parents done

@@ -93,7 +93,7 @@ class Module:
         _State.module_call = ModuleCall(self, parent)
         try:
             out = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()):
+            for hook in list(self._forward_hooks.values()) if self._forward_hooks else ():
                 changed = hook(self, args, out)
                 out = out if changed is None else changed
             return out
