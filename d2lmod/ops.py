@@ -33,8 +33,8 @@ def _binary(name, fn, a, b):
     except (ValueError, TypeError, AttributeError):
         for t in (a, b):
             if t.data is None:
-                raise RuntimeError(f"{name}: {t!r} is not initialized yet; a lazy layer sets its parameters' "
-                                   "shapes on its first call, so run the model once on an input first") from None
+                raise ValueError(f"{name}: {t!r} is not initialized yet; a lazy layer sets its parameters' "
+                                 "shapes on its first call, so run the model once on an input first") from None
         try:
             np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
@@ -104,7 +104,8 @@ def linear(x, weight, bias=None):
     xd, wd = x.data, weight.data
     if wd is not None and (x.ndim == 0 or x.shape[-1] != wd.shape[1]):
         raise ValueError(f"expected input whose last dimension is in_features={wd.shape[1]}, got shape "
-                         f"{x.shape}; make the previous layer output {wd.shape[1]} features (or use LazyLinear)")
+                         f"{x.shape}; feed it {wd.shape[1]} features "
+                         "(a LazyLinear fixes in_features on its first call)")
     if x.dtype != weight.dtype and wd is not None:
         raise TypeError(f"got a {x.dtype} input but the weights are {weight.dtype}; convert the input with "
                         f".to(dm.{weight.dtype}) (NumPy arrays default to float64) or the model with .to()")
@@ -144,7 +145,7 @@ def relu(a):
 
 
 def sigmoid(a):
-    s = 1 / (1 + np.exp(-a.data))
+    s = np.exp(-np.logaddexp(0, -a.data))  # 1 / (1 + e^-a) = e^(-log(1 + e^-a)): no overflow for a << 0
     return result(s, (a,), 'sigmoid', lambda g: (g * s * (1 - s),))  # s' = s (1 - s)
 
 
@@ -153,9 +154,16 @@ def tanh(a):
     return result(t, (a,), 'tanh', lambda g: (g * (1 - t * t),))  # tanh' = 1 - tanh^2
 
 
-def astype(a, dtype):
-    before = a.dtype
+def to(a, target):
+    """a.to(dm.float64) casts (the gradient is cast back); a.to('cpu') is a itself: the CPU is the only device."""
+    dtype, before = resolve_to(target), a.dtype
+    if dtype is None or dtype == before:
+        return a
     return result(a.data.astype(dtype), (a,), 'to', lambda g: (g.astype(before),))
+
+
+def clone(a):
+    return result(a.data.copy(), (a,), 'clone', lambda g: (g,))
 
 
 # ---- reductions -----------------------------------------------------------------------------------------
@@ -273,6 +281,7 @@ def inplace(fn, symbol):
         new._parents = tuple(old if p is self else p for p in new._parents)
         new.data = new.data.astype(self.dtype, copy=False)
         self.__dict__.update(new.__dict__)
+        self._version, self._before = old._version + 1, old  # ops that used the old value still find it
         return self
     return update
 
@@ -300,13 +309,7 @@ Tensor.sum, Tensor.mean, Tensor.max = sum, mean, max
 Tensor.reshape = Tensor.view = reshape
 Tensor.transpose, Tensor.T = transpose, property(T)
 Tensor.log_softmax = log_softmax
-Tensor.to = lambda self, target: self if resolve_to(target) in (None, self.dtype) else astype(self, resolve_to(target))
-Tensor.float = lambda self: Tensor.to(self, np.float32)
-Tensor.double = lambda self: Tensor.to(self, np.float64)
-Tensor.long = lambda self: Tensor(self.data.astype(np.int64))
-Tensor.argmax = lambda self, dim=None, keepdim=False: Tensor(
-    np.argmax(self.data, axis=dim, keepdims=keepdim))
+Tensor.to, Tensor.clone = to, clone
+Tensor.float = lambda self: to(self, np.float32)
+Tensor.double = lambda self: to(self, np.float64)
 Tensor.flatten = lambda self, start_dim=0: reshape(self, self.shape[:start_dim] + (-1,))
-Tensor.clone = lambda self: result(self.data.copy(), (self,), 'clone', lambda g: (g,))
-Tensor.any = lambda self: Tensor(self.data.any())
-Tensor.all = lambda self: Tensor(self.data.all())

@@ -68,6 +68,8 @@ class Tensor:
         self.data = as_array(data, dtype)
         self.grad = None           # a Tensor once backward() has reached this leaf
         self._parents = ()         # the tensors this one was computed from (a tuple: order is stable)
+        self._versions = ()        # each parent's _version when this one was computed (see _inputs)
+        self._version = 0          # how many in-place ops have changed this tensor (x += 1 adds one)
         self._backward = None      # g -> one gradient per parent (set by the op that made this tensor)
         self._op = ''              # the op's name, for repr and the visualiser
         self._call = None          # the module call that made it
@@ -85,10 +87,20 @@ class Tensor:
         out.data, out.grad, out._op, out._call = data, None, op, _State.module_call
         out.requires_grad = _State.grad_enabled and any(p.requires_grad for p in parents)
         out._parents, out._backward = (parents, backward) if out.requires_grad else ((), None)
+        out._version, out._versions = 0, tuple(p._version for p in out._parents)
         return out
 
+    def _inputs(self) -> tuple:
+        """The parents as they were when self was computed (one changed in place since keeps its old node in _before)."""
+        inputs = []
+        for p, version in zip(self._parents, self._versions, strict=True):
+            while p._version != version:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
+                p = p._before
+            inputs.append(p)
+        return tuple(inputs)
+
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        if flag and self.data.dtype.kind != 'f':
+        if flag and self.dtype.kind != 'f':
             raise RuntimeError(f"only floating-point tensors can require gradients, this one is {self.dtype}; "
                                "convert it first with .float()")
         self.requires_grad = flag
@@ -131,6 +143,12 @@ class Tensor:
                                "reduce it first (e.g. .sum() or .mean()) or index one element")
         return self.data.reshape(-1)[0].item()
 
+    def __float__(self):  # float(loss), as in PyTorch: a one-element tensor's value
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
     def __bool__(self):
         if self.data.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
@@ -153,15 +171,29 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
+    # ---- results that carry no gradient ----------------------------------------------------------------
+    def long(self) -> Tensor:
+        return Tensor(self.data.astype(np.int64))
+
+    def argmax(self, dim=None, keepdim=False) -> Tensor:
+        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
+
+    def any(self) -> Tensor:
+        return Tensor(self.data.any())
+
+    def all(self) -> Tensor:
+        return Tensor(self.data.all())
+
     def __repr__(self):
         body = np.array2string(self.data, precision=4, separator=', ', prefix='tensor(')
         extras = [f'dtype={self.dtype}'] if self.dtype != np.float32 else []
-        if self._op:
+        if self._op and self._parents:  # recorded history only (not under no_grad, not from constants)
             extras.append(f'grad_fn=<{self._op}>')
         elif self.requires_grad:
             extras.append('requires_grad=True')
         return 'tensor(' + ', '.join([body] + extras) + ')'
 
+    __array_ufunc__ = None  # ndarray + Tensor calls Tensor.__radd__ (keeping the graph), not NumPy's add
     __hash__ = object.__hash__  # hash by identity (as PyTorch does): == builds a tensor, so sets and dicts
     # of tensors only ever compare identities, never call == (distinct live objects never share a hash)
 
@@ -194,7 +226,7 @@ class Tensor:
                 parts = uses.get(node, ())
                 node._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
                 continue
-            for parent, pg in zip(node._parents, node._backward(g)):
+            for parent, pg in zip(node._inputs(), node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
                 pg = unbroadcast(pg, parent.shape)
@@ -205,13 +237,13 @@ class Tensor:
 
     def _topological_order(self) -> list:
         """Every tensor that self depends on (and needs a gradient), parents before children; no recursion."""
-        order, seen, stack = [], {self}, [(self, iter(self._parents))]
+        order, seen, stack = [], {self}, [(self, iter(self._inputs()))]
         while stack:
             node, parents = stack[-1]
             for p in parents:
                 if p.requires_grad and p not in seen:
                     seen.add(p)
-                    stack.append((p, iter(p._parents)))
+                    stack.append((p, iter(p._inputs())))
                     break
             else:  # all parents done
                 stack.pop()

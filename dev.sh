@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Developer commands for d2lmod.
+#
+#   ./dev.sh lab [ARGS...]      set up .venv (".[lab]") and open the lessons in JupyterLab
+#   ./dev.sh test [ARGS...]     set up .venv (".[dev]" + torch==2.13.0) and run pytest
+#                               (unit tests and nbval on notebooks/); ARGS go to pytest
+#   ./dev.sh execute [NB...]    re-execute the notebooks in place (stored outputs stay true)
+#
+# Installs are skipped when .venv/.installed-<hash of pyproject.toml>-<extra> exists.
+# Set PYTHON to choose the interpreter that creates .venv (default: python3, >= 3.10).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+VPY="$VENV/bin/python"
+TORCH_PIN="torch==2.13.0"   # a local CPU wheel; anything looser downloads GBs of CUDA packages
+
+note() { echo "dev.sh: $*" >&2; }
+
+usage() {
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# --- system packages: python3-venv (for `python3 -m venv`) and graphviz (`dot`) ---
+system_packages() {
+    local missing=()
+    "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
+    command -v dot >/dev/null 2>&1 || missing+=("graphviz")
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    local sudo=""
+    if [ ! -r /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
+        note "missing ${missing[*]}; not Debian/Ubuntu, install them yourself (skipping)"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+            sudo="sudo -n"
+        else
+            note "missing ${missing[*]}; not root and no passwordless sudo: run 'sudo apt-get install python3-venv graphviz' (skipping)"
+            return 0
+        fi
+    fi
+    note "installing python3-venv graphviz with apt-get (missing: ${missing[*]})"
+    if ! { $sudo apt-get update -qq >/dev/null &&
+           DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv graphviz >/dev/null; }; then
+        note "apt-get install python3-venv graphviz failed (continuing)"
+    fi
+}
+
+# --- .venv with the project installed in editable mode ---
+# ensure_env EXTRA [torch]
+ensure_env() {
+    local extra="$1" with_torch="${2:-}"
+    system_packages
+
+    if [ ! -x "$VPY" ]; then
+        "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+            note "$PYTHON is $("$PYTHON" -V 2>&1); d2lmod needs Python >= 3.10 (set PYTHON=...)"
+            exit 1
+        }
+        note "creating $VENV with $("$PYTHON" -V 2>&1)"
+        "$PYTHON" -m venv --clear "$VENV"
+    fi
+
+    local hash stamp
+    hash="$("$PYTHON" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest()[:16])')"
+    stamp="$VENV/.installed-$hash-$extra${with_torch:+-torch}"
+    # A bigger install that already happened covers a smaller one (dev includes lab).
+    local covers=("$stamp") s
+    case "$extra${with_torch:+-torch}" in
+        lab) covers+=("$VENV/.installed-$hash-dev" "$VENV/.installed-$hash-dev-torch") ;;
+        dev) covers+=("$VENV/.installed-$hash-dev-torch") ;;
+    esac
+    for s in "${covers[@]}"; do
+        [ -e "$s" ] && return 0
+    done
+
+    local pkgs=(-e ".[$extra]")
+    [ -n "$with_torch" ] && pkgs+=("$TORCH_PIN")
+    note "installing ${pkgs[*]} into $VENV (quiet; a few minutes the first time)"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VPY" -m pip install -q "${pkgs[@]}"
+    # Stamps of an older pyproject.toml no longer hold.
+    find "$VENV" -maxdepth 1 -name '.installed-*' ! -name ".installed-$hash-*" -delete
+    touch "$stamp"
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+
+case "$cmd" in
+    lab)
+        ensure_env lab
+        root_args=()
+        [ "$(id -u)" -eq 0 ] && root_args=(--allow-root)
+        exec "$VENV/bin/jupyter" lab ${root_args[@]+"${root_args[@]}"} notebooks/01_layers_and_modules.ipynb "$@"
+        ;;
+    test)
+        ensure_env dev torch
+        # Same hash seed for every run, and for the notebook kernels nbval starts.
+        export PYTHONHASHSEED=0
+        exec "$VPY" -m pytest "$@"
+        ;;
+    execute)
+        ensure_env dev
+        export PYTHONHASHSEED=0
+        exec "$VPY" notebooks/execute.py "$@"
+        ;;
+    *)
+        usage
+        ;;
+esac
