@@ -1,0 +1,786 @@
+"""The computation graph behind a tensor: trace it to plain data, fold it by module, draw it.
+
+trace() walks back from a tensor through `_parents` and returns a Graph of plain nodes, edges and
+clusters (one cluster per module call). collapse() draws whole module calls as single nodes, so a big
+model stays readable. to_dot() and to_svg_fallback() turn a Graph into text, escaping every name the user
+chose; render_svg() uses Graphviz when its `dot` program is installed and the fallback otherwise.
+Nothing here imports ipywidgets: graph_view.py is the widget.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from d2lmod.nn.module import Parameter
+from d2lmod.tensor import Tensor
+
+MAX_NODES = 60  # above this many nodes a picture stops being readable: collapse() folds module calls
+
+DOT_MISSING = ("Graphviz's <code>dot</code> program is not installed, so this is d2lmod's own simpler "
+               "drawing. For the full picture install it: <code>apt-get install graphviz</code> "
+               "(Debian/Ubuntu), <code>brew install graphviz</code> (macOS) or <code>conda install graphviz"
+               "</code>; on Binder, add a line <code>graphviz</code> to <code>binder/apt.txt</code>. "
+               "(<code>pip install graphviz</code> installs only the Python bindings.)")
+
+
+# ---- the data ---------------------------------------------------------------------------------------------
+@dataclass
+class Node:
+    """One box of the picture: an op, a leaf tensor, or (after collapse) a whole module call."""
+    id: str                  # 'n1', 'n2', ... in traversal order (inputs first); 'c3' for a folded call
+    kind: str                # 'op', 'parameter', 'buffer', 'plain', 'constant', 'input' or 'module'
+    label: str               # op name, dotted name, constant value or module call title
+    shape: tuple | None      # the tensor's shape (None for a folded call with several outputs)
+    cluster: str | None      # id of the cluster it is drawn in; None for the top level
+    note: str = ''           # more lines, e.g. 'plain tensor: not a parameter'
+    grad_norm: float | None = None  # norm of .grad, once backward() has reached this leaf
+    repeat: int = 1          # how many identical ops in a row this node stands for (a loop)
+    ops: int = 0             # how many ops ran inside it: repeat for an op, all of them for a folded call
+    grad_parts: tuple = ()   # a shared leaf's gradient norm per module call that used it, in call order
+    output: bool = False     # the tensor the graph was traced from (or the folded call holding it)
+
+
+@dataclass
+class Edge:
+    """A tensor flowing into an op; grad_norm is this use's part of a shared leaf's gradient."""
+    src: str
+    dst: str
+    grad_norm: float | None = None
+
+
+@dataclass
+class Cluster:
+    """One run of a module's forward: a box around the ops it made and the calls it made."""
+    id: str                  # 'c1', 'c2', ... in the order the calls ran
+    parent: str | None       # the cluster of the enclosing call
+    path: str                # the module's dotted path ('' for the model itself)
+    title: str               # e.g. 'FixedHiddenMLP (2) › linear · call 1'
+    detail: str              # e.g. 'LazyLinear(in_features=20, out_features=20, bias=True)'
+    call: int                # which call of this module it is: 1, 2, ... in the order they ran
+    calls: int               # how many calls of this module the graph holds
+    depth: int               # 0 for an outermost call
+
+
+@dataclass
+class Graph:
+    """Plain data for one picture: nodes and edges in a deterministic order, clusters parents first."""
+    nodes: list
+    edges: list
+    clusters: list
+    notes: list = field(default_factory=list)  # sentences for the reader
+
+
+def op_count(data: Graph) -> int:
+    """How many ops ran to make the traced tensor (a folded loop counts every run)."""
+    return sum(node.ops for node in data.nodes)
+
+
+# ---- tracing: Tensor -> Graph ---------------------------------------------------------------------------------
+def _walk(output: Tensor) -> list:
+    """Every tensor output depends on, each after its parents (iterative depth first, parents in order)."""
+    order, seen, stack = [], {id(output)}, [(output, iter(output._parents))]
+    while stack:
+        tensor, parents = stack[-1]
+        for parent in parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent._parents)))
+                break
+        else:  # all parents are in order already
+            stack.pop()
+            order.append(tensor)
+    return order
+
+
+def _join(path: str, name: str) -> str:
+    return f'{path}.{name}' if path else name
+
+
+class _Names:
+    """Dotted names for the modules, parameters and plain tensors of the model, found by walking it."""
+
+    def __init__(self):
+        self.path = {}       # id(module) -> dotted path
+        self.owner = {}      # id(module) -> (owner's path, owner, attribute name)
+        self.module_at = {}  # dotted path -> module
+        self.roots = set()   # paths of the models walked ('' and the like)
+        self.tensor = {}     # id(tensor) -> (kind, dotted name)
+
+    def add(self, prefix: str, root) -> None:
+        """Name root and everything under it, starting from prefix ('' for the model itself)."""
+        if id(root) in self.path:
+            return
+        self.roots.add(prefix)
+        for path, module in root.named_modules(prefix=prefix):
+            if id(module) in self.path:
+                continue
+            self.path[id(module)] = path
+            self.module_at[path] = module
+            for name, child in module._modules.items():
+                if child is not None:
+                    self.owner.setdefault(id(child), (path, module, name))
+            for name, p in module._parameters.items():
+                if p is not None:
+                    self.tensor.setdefault(id(p), ('parameter', _join(path, name)))
+            for name, b in module._buffers.items():
+                if b is not None:
+                    self.tensor.setdefault(id(b), ('buffer', _join(path, name)))
+            for name, value in module.__dict__.items():
+                if isinstance(value, Tensor) and not isinstance(value, Parameter):
+                    self.tensor.setdefault(id(value), ('plain', _join(path, name)))
+
+
+def _calls_of(order: list) -> list:
+    """The module calls that made the ops of order, with all their enclosing calls, in the order they ran."""
+    calls = {}
+    for tensor in order:
+        call = tensor._call if tensor._parents else None
+        while call is not None and id(call) not in calls:
+            calls[id(call)] = call
+            call = call.parent
+    return sorted(calls.values(), key=lambda c: c.index)
+
+
+def _name_modules(calls: list, model) -> tuple:
+    """Walk the model (or the outermost call's module) and name every module that ran; returns (names, notes)."""
+    names, notes = _Names(), []
+    if model is not None:
+        names.add('', model)
+    for call in calls:  # outermost calls not inside the model are named after their class
+        if call.parent is None and id(call.module) not in names.path:
+            prefix = '' if not names.roots else _fresh(type(call.module).__name__, names.module_at)
+            names.add(prefix, call.module)
+    for call in calls:  # a module that ran but is not registered anywhere (kept in a plain list?)
+        module = call.module
+        if id(module) not in names.path:
+            names.add(_fresh(f'(unregistered {type(module).__name__})', names.module_at), module)
+            notes.append(f"A {type(module).__name__} ran inside the model but is not registered in it (kept "
+                         "in a plain Python list or dict?): its parameters are missing from parameters(), "
+                         "state_dict() and the optimizer. Use nn.ModuleList / nn.ModuleDict or add_module().")
+    return names, notes
+
+
+def _fresh(name: str, taken) -> str:
+    """name, or name 2, name 3, ... whichever is not taken yet."""
+    k, candidate = 1, name
+    while candidate in taken:
+        k += 1
+        candidate = f'{name} {k}'
+    return candidate
+
+
+def _leaf_kinds(order: list, names: _Names) -> dict:
+    """id(leaf) -> (kind, label, note) for every leaf of the graph."""
+    leaves = [t for t in order if not t._parents]
+    unnamed_inputs = [t for t in leaves if id(t) not in names.tensor and not isinstance(t, Parameter)
+                      and not _is_constant(t)]
+    kinds = {}
+    for t in leaves:
+        kind, label = names.tensor.get(id(t), (None, None))
+        note = ''
+        if kind == 'plain':
+            note = 'plain tensor: not a parameter'
+        elif kind == 'buffer':
+            note = 'buffer (registered, not trained)'
+        elif kind is None and isinstance(t, Parameter):
+            kind, label, note = 'parameter', 'parameter', 'not in the model'
+        elif kind is None and _is_constant(t):
+            kind, label, note = 'constant', f'{float(t.data.reshape(-1)[0]):g}', 'constant'
+        elif kind is None:
+            kind = 'input'
+            label = 'input' if len(unnamed_inputs) == 1 else f'input {unnamed_inputs.index(t) + 1}'
+            note = 'requires grad' if t.requires_grad else ''
+        if kind == 'parameter' and not t.requires_grad:
+            note = 'frozen: requires_grad=False'
+        kinds[id(t)] = (kind, label, note)
+    return kinds
+
+
+def _is_constant(t: Tensor) -> bool:
+    """A one-number leaf that needs no gradient: the 2 of `X /= 2`, the 1 of `+ 1`."""
+    return t.data is not None and t.data.size == 1 and not t.requires_grad and not isinstance(t, Parameter)
+
+
+def _runs(order: list, kinds: dict) -> dict:
+    """id(op) -> id of the first op of its run: the same op on its own output, again and again (a loop)."""
+    uses = Counter(id(p) for t in order for p in t._parents)
+
+    def sides(t):  # what an op takes besides its first input; equal constants count as the same
+        return tuple(('value', s.shape, s.data.tobytes()) if kinds.get(id(s), ('',))[0] == 'constant'
+                     else ('same', id(s)) for s in t._parents[1:])
+
+    first = {}
+    for t in order:
+        if not t._parents:
+            continue
+        p = t._parents[0]
+        same_again = (p._parents and p._op == t._op and p._call is t._call and p.shape == t.shape
+                      and uses[id(p)] == 1 and sides(p) == sides(t))
+        first[id(t)] = first[id(p)] if same_again else id(t)
+    return first
+
+
+def _grad_norm(t: Tensor) -> float | None:
+    grad = getattr(t, 'grad', None)
+    return None if grad is None else float(np.linalg.norm(grad.data))
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = ' '.join(text.split())
+    return text if len(text) <= width else text[:width - 1] + '…'
+
+
+def _describe(module) -> str:
+    """'LazyLinear(in_features=20, out_features=20, bias=True)': the class and its extra_repr."""
+    try:
+        extra = module.extra_repr()
+    except Exception as error:  # a broken extra_repr should not hide the graph; say so instead
+        extra = f'extra_repr() failed: {type(error).__name__}'
+    return _short(f'{type(module).__name__}({extra})' if extra else type(module).__name__)
+
+
+def _clusters(calls: list, names: _Names) -> tuple:
+    """One Cluster per call, ids c1, c2, ... in the order the calls ran; returns (clusters, id(call) -> id)."""
+    number, total = {}, Counter(id(c.module) for c in calls)
+    ids, clusters, depth = {}, [], {}
+    for i, call in enumerate(calls, 1):
+        module = call.module
+        number[id(module)] = number.get(id(module), 0) + 1
+        path = names.path[id(module)]
+        if path in names.roots:  # the model itself, or another outermost module (named after its class)
+            title = path or type(module).__name__
+            detail = '' if _describe(module) == title else _describe(module)
+        elif id(module) in names.owner:
+            owner_path, owner, name = names.owner[id(module)]
+            where = f'{type(owner).__name__} ({owner_path})' if owner_path else type(owner).__name__
+            title, detail = f'{where} › {name}', _describe(module)
+        else:
+            title, detail = path, _describe(module)
+        if total[id(module)] > 1:
+            title += f' · call {number[id(module)]}'
+        ids[id(call)] = f'c{i}'
+        parent = ids[id(call.parent)] if call.parent is not None else None
+        depth[ids[id(call)]] = 0 if parent is None else depth[parent] + 1
+        clusters.append(Cluster(f'c{i}', parent, path, title, detail, number[id(module)], total[id(module)],
+                                depth[ids[id(call)]]))
+    return clusters, ids
+
+
+def _common_cluster(cluster_ids: list, parent_of: dict) -> str | None:
+    """The innermost cluster that holds all of cluster_ids (None: the top level)."""
+    chains = []
+    for c in cluster_ids:
+        chain = []
+        while c is not None:
+            chain.append(c)
+            c = parent_of[c]
+        chains.append(chain[::-1])  # outermost first
+    common = None
+    for level in zip(*chains):
+        if any(c != level[0] for c in level):
+            break
+        common = level[0]
+    return common
+
+
+def trace(output: Tensor, model=None) -> Graph:
+    """The graph that made output: ops, parameters (by dotted name), inputs and constants, grouped by module call."""
+    if not isinstance(output, Tensor):
+        raise TypeError(f"trace() needs a d2lmod Tensor (the output of a model), got {type(output).__name__}")
+    order = _walk(output)
+    calls = _calls_of(order)
+    names, notes = _name_modules(calls, model)
+    kinds = _leaf_kinds(order, names)
+    first = _runs(order, kinds)
+    clusters, cluster_of_call = _clusters(calls, names)
+    parent_of = {c.id: c.parent for c in clusters}
+
+    def cluster_of(t):
+        return cluster_of_call.get(id(t._call)) if t._call is not None else None
+
+    # a node per leaf that feeds the first op of a run, and per run of ops; later ops of a run join the first
+    consumers = {}
+    for t in order:
+        if t._parents and first[id(t)] == id(t):
+            for p in t._parents:
+                consumers.setdefault(id(p), []).append(t)
+    runs = Counter(first.values())
+    node_of, nodes, edges = {}, [], []
+    for t in order:
+        if t._parents and first[id(t)] != id(t):
+            node_of[id(t)] = node_of[first[id(t)]]
+            continue
+        if not t._parents and id(t) not in consumers and t is not output:
+            continue  # a constant that only a repeated op used: its first copy stands for all
+        node_id = f'n{len(nodes) + 1}'
+        node_of[id(t)] = node_id
+        if t._parents:
+            nodes.append(Node(node_id, 'op', t._op, tuple(t.shape), cluster_of(t), repeat=runs[id(t)],
+                              ops=runs[id(t)]))
+            edges.extend(Edge(node_of[id(p)], node_id) for p in t._parents)
+            continue
+        kind, label, note = kinds[id(t)]
+        users = [cluster_of(c) for c in consumers.get(id(t), [])]
+        home = None if kind == 'input' or None in users or not users else _common_cluster(users, parent_of)
+        nodes.append(Node(node_id, kind, label, tuple(t.shape), home, note, _grad_norm(t)))
+    by_id = {n.id: n for n in nodes}
+    by_id[node_of[id(output)]].output = True
+    _split_shared_grads(order, node_of, by_id, edges, cluster_of_call)
+    notes += _graph_notes(output, nodes, names, model)
+    return Graph(nodes, edges, clusters, notes)
+
+
+def _split_shared_grads(order: list, node_of: dict, by_id: dict, edges: list, cluster_of_call: dict) -> None:
+    """Label each use of a shared leaf with its part of the gradient (call 1 and call 2 of a shared Linear)."""
+    for t in order:
+        parts = getattr(t, '_grad_parts', None)
+        if t._parents or not parts:
+            continue
+        per_cluster = {}
+        for call, grad in parts:
+            key = cluster_of_call.get(id(call)) if call is not None else None
+            per_cluster[key] = per_cluster.get(key, 0) + np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+        if len(per_cluster) < 2:
+            continue  # all uses in one call: the node's own norm says it all
+        src = node_of[id(t)]
+        for edge in edges:
+            if edge.src == src and by_id[edge.dst].cluster in per_cluster:
+                edge.grad_norm = float(np.linalg.norm(per_cluster[by_id[edge.dst].cluster]))
+        in_call_order = sorted(per_cluster, key=lambda c: -1 if c is None else int(c[1:]))
+        by_id[src].grad_parts = tuple(float(np.linalg.norm(per_cluster[c])) for c in in_call_order)
+
+
+def _graph_notes(output: Tensor, nodes: list, names: _Names, model) -> list:
+    """Sentences about what the picture cannot show by itself."""
+    notes = []
+    if not output._parents:
+        notes.append("This tensor has no recorded history: no input of the op that made it required a gradient "
+                     "(or it was computed under no_grad()), so d2lmod kept no graph behind it.")
+        return notes
+    leaves = [n for n in nodes if n.kind == 'parameter']
+    if leaves and all(n.grad_norm is None for n in leaves):
+        notes.append("Gradient norms appear on the parameters once backward() has run on this output.")
+    root = model if model is not None else names.module_at.get('')
+    if root is not None:
+        shown = {n.label for n in nodes}
+        unused = [name for name, p in root.named_parameters() if name not in shown]
+        if unused:
+            listed = ', '.join(unused[:5]) + (f' and {len(unused) - 5} more' if len(unused) > 5 else '')
+            notes.append(f"Not in this graph, so this output sends them no gradient: {listed}.")
+    return notes
+
+
+# ---- folding module calls into single nodes ----------------------------------------------------------------
+def collapse(data: Graph, expand=(), limit: int = MAX_NODES) -> Graph:
+    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes."""
+    parent_of = {c.id: c.parent for c in data.clusters}
+    opened = {c.id for c in data.clusters if c.parent is None}
+    chosen = [c.id for c in data.clusters if c.path in set(expand)]
+    for c in chosen:
+        while c is not None:
+            opened.add(c)
+            c = parent_of[c]
+    scope = {c.id for c in data.clusters if _inside(c.id, chosen, parent_of)} if chosen else set(parent_of)
+    base = len(_fold(data, opened).nodes)
+    while limit > 0:  # one whole level at a time, so every call of a level is shown the same way
+        level = {c.id for c in data.clusters
+                 if c.id in scope and c.id not in opened and c.parent in opened}
+        if not level or len(_fold(data, opened | level).nodes) - base > limit:
+            break
+        opened |= level
+    return _fold(data, opened)
+
+
+def _inside(cluster: str, ancestors: list, parent_of: dict) -> bool:
+    """True when cluster is one of ancestors or lies inside one of them."""
+    while cluster is not None:
+        if cluster in ancestors:
+            return True
+        cluster = parent_of[cluster]
+    return False
+
+
+def _fold(data: Graph, opened: set) -> Graph:
+    """data with every call outside opened drawn as one node (the outermost closed call takes its insides)."""
+    folded_into = {}  # cluster id -> id of the closed call that swallows it, or None when it is shown open
+    for c in data.clusters:  # parents come first
+        outer = folded_into.get(c.parent) if c.parent is not None else None
+        folded_into[c.id] = outer or (None if c.id in opened else c.id)
+    by_id = {c.id: c for c in data.clusters}
+    target = {n.id: (folded_into.get(n.cluster) if n.cluster is not None else None) or n.id for n in data.nodes}
+    members = {}
+    for n in data.nodes:
+        if target[n.id] != n.id:
+            members.setdefault(target[n.id], []).append(n)
+    leaving = {}  # folded call -> the nodes inside it whose values go out of it
+    for e in data.edges:
+        if target[e.src] != target[e.dst] and target[e.src] in members:
+            leaving.setdefault(target[e.src], {})[e.src] = None
+    shape_of = {n.id: n.shape for n in data.nodes}
+    nodes, placed = [], set()
+    for n in data.nodes:
+        t = target[n.id]
+        if t == n.id:
+            nodes.append(n)
+        elif t not in placed:
+            placed.add(t)
+            outs = list(leaving.get(t, {})) or [m.id for m in members[t] if m.output]
+            shape = shape_of[outs[0]] if len(outs) == 1 else None
+            nodes.append(_module_node(by_id[t], members[t], shape))
+    edges, seen = [], set()
+    for e in data.edges:
+        src, dst = target[e.src], target[e.dst]
+        if src == dst:
+            continue  # inside a folded call
+        if (src, dst) != (e.src, e.dst):  # many edges into or out of a folded call become one
+            if (src, dst) in seen:
+                continue
+            seen.add((src, dst))
+        edges.append(Edge(src, dst, e.grad_norm))
+    clusters = [c for c in data.clusters if folded_into[c.id] is None]
+    return Graph(nodes, edges, clusters, list(data.notes))
+
+
+def _module_node(c: Cluster, members: list, shape) -> Node:
+    """One node standing for a whole module call: its title, class, op and parameter counts."""
+    ops = sum(n.ops for n in members)
+    params = [n for n in members if n.kind == 'parameter']
+    numbers = sum(math.prod(n.shape) for n in params)
+    counts = f'{ops} op' + ('s' if ops != 1 else '')
+    if params:
+        counts += f' · {len(params)} parameter' + ('s' if len(params) != 1 else '') + f' ({numbers:,} numbers)'
+    norms = [n.grad_norm for n in params if n.grad_norm is not None]
+    grad = math.sqrt(sum(g * g for g in norms)) if norms else None
+    note = (c.detail + '\n' if c.detail else '') + counts
+    return Node(c.id, 'module', c.title, shape, c.parent, note, grad, ops=ops, output=any(n.output for n in members))
+
+
+# ---- text for both renderers ---------------------------------------------------------------------------------
+def shape_text(shape) -> str:
+    """(2, 20) -> '(2, 20)'; () -> 'scalar'."""
+    if shape is None:
+        return ''
+    if len(shape) == 0:
+        return 'scalar'
+    return '(' + ', '.join(str(n) for n in shape) + (',)' if len(shape) == 1 else ')')
+
+
+def node_lines(node: Node) -> list:
+    """The lines of text in a node's box, heading first (not escaped yet)."""
+    heading = node.label + (f' ×{node.repeat} (loop)' if node.repeat > 1 else '')
+    lines = [heading] + [line for line in node.note.split('\n') if line]
+    if node.shape is not None and not (node.kind == 'constant' and node.shape == ()):
+        lines.append(shape_text(node.shape))
+    if node.grad_norm is not None:
+        lines.append(('its parameters: ' if node.kind == 'module' else '') + f'‖grad‖ = {node.grad_norm:.3g}')
+    if node.grad_parts:
+        lines.append('‖grad‖ per use: ' + ', '.join(f'{g:.3g}' for g in node.grad_parts))
+    return lines
+
+
+def esc(text) -> str:
+    """Text made safe for HTML, SVG and Graphviz HTML-like labels (every <, >, &, ' and " replaced)."""
+    return html.escape(str(text), quote=True).replace('&#x27;', '&#39;')
+
+
+# ---- DOT ---------------------------------------------------------------------------------------------------------
+_DOT_STYLE = {  # shape and colours per node kind: parameters amber, ops blue, inputs green, constants grey
+    'op': 'shape=box style="rounded,filled" fillcolor="#dbeafe" color="#1d4ed8"',
+    'parameter': 'shape=box style="filled" fillcolor="#fde68a" color="#b45309" penwidth=1.6',
+    'buffer': 'shape=box style="filled" fillcolor="#fef3c7" color="#b45309"',
+    'plain': 'shape=box style="dashed,filled" fillcolor="#fee2e2" color="#b91c1c"',
+    'constant': 'shape=box style="dashed" color="#6b7280" fontcolor="#374151"',
+    'input': 'shape=box style="rounded,filled" fillcolor="#dcfce7" color="#15803d"',
+    'module': 'shape=box3d style="filled" fillcolor="#ede9fe" color="#6d28d9"',
+}
+_CLUSTER_FILL = ('#f8fafc', '#eef2f7')
+
+
+def _q(text: str) -> str:
+    """A DOT quoted string: backslashes and double quotes escaped, so nothing can end it early."""
+    return '"' + str(text).replace('\\', '\\\\').replace('"', '\\"').replace('\n', ' ') + '"'
+
+
+def _dot_label(node: Node) -> str:
+    lines = node_lines(node)
+    rest = ''.join(f'<br/><font point-size="9">{esc(line)}</font>' for line in lines[1:])
+    return f'<<b>{esc(lines[0])}</b>{rest}>'
+
+
+def to_dot(data: Graph) -> str:
+    """The graph in Graphviz's DOT language: a nested subgraph per module call; every user text escaped."""
+    out = ['digraph computation {',
+           '  graph [rankdir=TB fontname="Helvetica" fontsize=11 nodesep=0.25 ranksep=0.3];',
+           '  node [fontname="Helvetica" fontsize=11 margin="0.12,0.05"];',
+           '  edge [color="#475569" arrowsize=0.7 fontname="Helvetica" fontsize=9 fontcolor="#92400e"];']
+    children = {}
+    for c in data.clusters:
+        children.setdefault(c.parent, []).append(c)
+    nodes_in = {}
+    for n in data.nodes:
+        nodes_in.setdefault(n.cluster, []).append(n)
+    # emit the cluster tree depth first with a stack (no recursion): 'open' pushes its children and a 'close'
+    stack = [('open', c) for c in reversed(children.get(None, []))] + [('nodes', None)]
+    while stack:
+        what, item = stack.pop()
+        if what == 'nodes':
+            indent = '  ' * (1 + (0 if item is None else item.depth + 1))
+            for n in nodes_in.get(None if item is None else item.id, []):
+                out.append(f'{indent}{_q(n.id)} [{_DOT_STYLE[n.kind]}{" penwidth=2.6" if n.output else ""} '
+                           f'label={_dot_label(n)}];')
+        elif what == 'open':
+            indent = '  ' * (item.depth + 1)
+            detail = f'<font point-size="9">{esc(item.detail)}</font><br align="left"/>' if item.detail else ''
+            out.append(f'{indent}subgraph {_q("cluster_" + item.id)} {{')
+            out.append(f'{indent}  label=<<b>{esc(item.title)}</b><br align="left"/>{detail}>; labeljust="l"; '
+                       f'style="rounded,filled"; fillcolor="{_CLUSTER_FILL[item.depth % 2]}"; color="#94a3b8";')
+            stack.append(('close', item))
+            stack.extend(('open', c) for c in reversed(children.get(item.id, [])))
+            stack.append(('nodes', item))
+        else:
+            out.append('  ' * (item.depth + 1) + '}')
+    by_id = {n.id: n for n in data.nodes}
+    for e in data.edges:
+        # values flowing from op to op pull hard (a straight spine); parameters and constants join from the side.
+        # Into another call, leave a free rank, so its parameters sit below the previous call's box, not beside it.
+        attrs = ['weight=1']
+        if by_id[e.src].kind in ('op', 'input', 'module'):
+            attrs = ['weight=8'] + (['minlen=2'] if by_id[e.src].cluster != by_id[e.dst].cluster else [])
+        if e.grad_norm is not None:
+            attrs.append(f'label=<‖grad‖ {e.grad_norm:.3g}>')
+        out.append(f'  {_q(e.src)} -> {_q(e.dst)} [{" ".join(attrs)}];')
+    out.append('}')
+    return '\n'.join(out) + '\n'
+
+
+# ---- the drawing without Graphviz: nested boxes, rows by longest path ------------------------------------------
+CHAR_W, LINE_H, PAD_X, PAD_Y = 6.7, 14, 8, 5    # a monospace 11px font, so text width is predictable
+GAP_X, GAP_Y, BOX_PAD, LANE_W = 14, 26, 10, 12
+_SVG_STYLE = {  # fill, stroke, dashed, per node kind (the same colours as the DOT drawing)
+    'op': ('#dbeafe', '#1d4ed8', False), 'parameter': ('#fde68a', '#b45309', False),
+    'buffer': ('#fef3c7', '#b45309', False), 'plain': ('#fee2e2', '#b91c1c', True),
+    'constant': ('#ffffff', '#6b7280', True), 'input': ('#dcfce7', '#15803d', False),
+    'module': ('#ede9fe', '#6d28d9', False),
+}
+
+
+def _text_width(text: str) -> float:
+    return len(text) * CHAR_W
+
+
+def _layers(items: list, links: list) -> dict:
+    """item -> row: the longest path from a source; a source that feeds something sits just above it."""
+    preds = {i: [] for i in items}
+    succs = {i: [] for i in items}
+    for a, b in links:
+        preds[b].append(a)
+        succs[a].append(b)
+    waiting = {i: len(set(preds[i])) for i in items}
+    ready = [i for i in items if waiting[i] == 0]
+    row = {}
+    while ready:  # Kahn's algorithm: an item is placed once all its predecessors are
+        i = ready.pop(0)
+        row[i] = max((row[p] + 1 for p in preds[i]), default=0)
+        for s in dict.fromkeys(succs[i]):
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                ready.append(s)
+    for i in items:
+        row.setdefault(i, 0)  # only reached if the links had a cycle, which a graph of ops cannot have
+    for i in items:
+        if not preds[i] and succs[i]:
+            row[i] = max(0, min(row[s] for s in succs[i]) - 1)
+    return row
+
+
+def _rows(items: list, links: list) -> list:
+    """The items in rows; within a row, by the mean position of their predecessors (sources first)."""
+    row = _layers(items, links)
+    preds = {i: [] for i in items}
+    for a, b in links:
+        preds[b].append(a)
+    rows = [[] for _ in range(max(row.values(), default=-1) + 1)]
+    for i in items:
+        rows[row[i]].append(i)
+    position = {}
+    for r in rows:
+        def key(i):
+            known = [position[p] for p in preds[i] if p in position]
+            return sum(known) / len(known) if known else -1
+        r.sort(key=key)  # a stable sort: ties keep the traversal order
+        position.update((i, k) for k, i in enumerate(r))
+    return rows
+
+
+def to_svg_fallback(data: Graph) -> str:
+    """An SVG drawn without Graphviz: each module call a box, its contents in rows; all text escaped."""
+    parent_of = {c.id: c.parent for c in data.clusters}
+    cluster = {c.id: c for c in data.clusters}
+    content = {None: []}
+    content.update((c.id, []) for c in data.clusters)
+    for c in data.clusters:
+        content[c.parent].append(c.id)
+    for n in data.nodes:
+        content[n.cluster].append(n.id)
+    lines = {n.id: node_lines(n) for n in data.nodes}
+    size = {n.id: (max(_text_width(t) for t in lines[n.id]) + 2 * PAD_X, len(lines[n.id]) * LINE_H + 2 * PAD_Y)
+            for n in data.nodes}
+    first_seen = {n.id: k for k, n in enumerate(data.nodes)}
+    for c in reversed(data.clusters):  # a cluster is first seen where its first node is
+        first_seen[c.id] = min((first_seen[i] for i in content[c.id]), default=len(data.nodes))
+    for box in content:
+        content[box].sort(key=lambda i: first_seen[i])
+
+    by_id = {n.id: n for n in data.nodes}
+
+    def chain(node_id):  # the node, then the boxes holding it, innermost first, ending with None (the picture)
+        boxes, c = [node_id], by_id[node_id].cluster
+        while c is not None:
+            boxes.append(c)
+            c = parent_of[c]
+        return boxes + [None]
+
+    links = {box: [] for box in content}
+    fed = {box: set() for box in content}  # the items of a box that some value flows into
+    edge_at = []  # per edge: (the box it runs in, its two items there)
+    for e in data.edges:  # an edge links the two items of the innermost box that holds both ends
+        a, b = chain(e.src), chain(e.dst)
+        box = next(x for x in a[1:] if x in b[1:])
+        edge_at.append((box, a[a.index(box) - 1], b[b.index(box) - 1]))
+        links[box].append(edge_at[-1][1:])
+        for k in range(1, b.index(box) + 1):  # it enters every box on the way to its target
+            fed[b[k]].add(b[k - 1])
+
+    place, lane = {}, {}  # item -> (x, y) inside its box; (box, a, b) -> x of the lane a long link runs down
+    spine = {n.id: size[n.id][0] / 2 for n in data.nodes}  # item -> x of the line its values flow along
+    order = sorted(content, key=lambda box: -1 if box is None else cluster[box].depth, reverse=True)
+    for box in order:  # innermost boxes first, so their sizes are known
+        rows = _rows(content[box], links[box])
+        row_of = {i: k for k, r in enumerate(rows) for i in r}
+        long_links = list(dict.fromkeys((a, b) for a, b in links[box] if row_of[b] - row_of[a] > 1))
+        pad = 0 if box is None else BOX_PAD
+        title_h = 0 if box is None else LINE_H * (2 if cluster[box].detail else 1) + 6
+        # each row hangs on one spine: its first item fed from inside the box sits on it, sources to its left
+        shapes = []
+        for r in rows:
+            anchor = next((i for i in r if i in fed[box]), None)
+            left = [i for i in r if i not in fed[box]]
+            right = [i for i in r if i in fed[box] and i != anchor]
+            left_w = sum(size[i][0] + GAP_X for i in left)
+            if anchor is not None:
+                right_w = sum(size[i][0] + GAP_X for i in right)
+                reach = (spine[anchor] + left_w, size[anchor][0] - spine[anchor] + right_w)
+            elif box is None:  # the picture's first row (the inputs): centred
+                reach = ((left_w - GAP_X) / 2, (left_w - GAP_X) / 2)
+            else:  # only sources: beside the spine, leaving it free for the values coming in from above
+                reach = (left_w - GAP_X / 2, 0)
+            shapes.append((left, anchor, right, reach))
+        spine_x = pad + max((reach[0] for *_, reach in shapes), default=0)
+        inner_w = spine_x - pad + max((reach[1] for *_, reach in shapes), default=0)
+        if box is not None:
+            inner_w = max(inner_w, _text_width(cluster[box].title), _text_width(cluster[box].detail))
+        y = pad + title_h
+        for left, anchor, right, reach in shapes:
+            row_h = max(size[i][1] for i in left + right + ([anchor] if anchor is not None else []))
+            x = spine_x - reach[0]
+            for i in left + ([anchor] if anchor is not None else []) + right:
+                place[i] = (x, y + (row_h - size[i][1]) / 2)
+                x += size[i][0] + GAP_X
+            y += row_h + GAP_Y
+        # links that skip rows run down lanes on the right, so they do not cross the boxes in between
+        for k, link in enumerate(long_links):
+            lane[(box,) + link] = pad + inner_w + LANE_W * (k + 0.5)
+        size[box] = (inner_w + LANE_W * len(long_links) + 2 * pad, y - (GAP_Y if rows else 0) + pad)
+        spine[box] = spine_x
+
+    absolute = {None: (0.0, 0.0)}
+    for box in reversed(order):  # outermost first
+        bx, by = absolute[box]
+        for i in content[box]:
+            absolute[i] = (bx + place[i][0], by + place[i][1])
+    lanes = [absolute[box][0] + lane[(box, a, b)] if (box, a, b) in lane else None for box, a, b in edge_at]
+    return _svg(data, absolute, size, lines, lanes)
+
+
+def _svg(data: Graph, at: dict, size: dict, lines: dict, lanes: list) -> str:
+    """Write the SVG: boxes of calls, then edges, then nodes on top."""
+    margin = 8
+    width, height = size[None][0] + 2 * margin, size[None][1] + 2 * margin
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="{-margin} {-margin} {width:.0f} {height:.0f}" '
+           'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="11">',
+           '<defs><marker id="d2lmod-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+           'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#475569"/></marker></defs>',
+           '<rect x="-8" y="-8" width="100%" height="100%" fill="white"/>']
+    for c in data.clusters:
+        (x, y), (w, h) = at[c.id], size[c.id]
+        out.append(f'<g class="cluster"><title>{esc(c.title)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
+                   f'height="{h:.1f}" rx="8" fill="{_CLUSTER_FILL[c.depth % 2]}" stroke="#94a3b8"/></g>')
+    for e, lane in zip(data.edges, lanes):
+        (sx, sy), (sw, sh) = at[e.src], size[e.src]
+        (tx, ty), (tw, _) = at[e.dst], size[e.dst]
+        x1, y1, x2, y2 = sx + sw / 2, sy + sh, tx + tw / 2, ty
+        if lane is None:
+            bend = max(12.0, (y2 - y1) / 2)
+            d = f'M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}'
+        else:  # out to the lane, down it, and in from the right side of the target
+            x2, y2 = tx + tw, ty + size[e.dst][1] / 2
+            d = (f'M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + 14:.1f} {lane:.1f},{y1 + 4:.1f} {lane:.1f},{y1 + 18:.1f} '
+                 f'L{lane:.1f},{y2 - 12:.1f} Q{lane:.1f},{y2:.1f} {lane - 12:.1f},{y2:.1f} L{x2:.1f},{y2:.1f}')
+        out.append(f'<path d="{d}" fill="none" stroke="#475569" marker-end="url(#d2lmod-arrow)"/>')
+    for c in data.clusters:  # titles over the edges, with a halo of the box colour so a crossing line stays behind
+        (x, y), halo = at[c.id], f' stroke="{_CLUSTER_FILL[c.depth % 2]}" stroke-width="4" paint-order="stroke"'
+        out.append(f'<text x="{x + BOX_PAD:.1f}" y="{y + BOX_PAD + 10:.1f}" font-weight="bold"{halo}>'
+                   f'{esc(c.title)}</text>')
+        if c.detail:
+            out.append(f'<text x="{x + BOX_PAD:.1f}" y="{y + BOX_PAD + 10 + LINE_H:.1f}" fill="#475569"{halo}>'
+                       f'{esc(c.detail)}</text>')
+    for n in data.nodes:
+        (x, y), (w, h) = at[n.id], size[n.id]
+        fill, stroke, dashed = _SVG_STYLE[n.kind]
+        extra = ' stroke-dasharray="4,3"' if dashed else ''
+        width = 2.6 if n.output else 1.6 if n.kind == 'parameter' else 1
+        rx = 6 if n.kind in ('op', 'input') else 0
+        out.append(f'<g class="node {n.kind}"><title>{esc(n.id)}</title>')
+        if n.kind == 'module':  # a second box behind: a stack, like Graphviz's box3d
+            out.append(f'<rect x="{x + 3:.1f}" y="{y - 3:.1f}" width="{w:.1f}" height="{h:.1f}" '
+                       f'fill="{fill}" stroke="{stroke}"/>')
+        out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" fill="{fill}" '
+                   f'stroke="{stroke}" stroke-width="{width}"{extra}/>')
+        for k, text in enumerate(lines[n.id]):
+            weight = ' font-weight="bold"' if k == 0 else ' fill="#334155"'
+            out.append(f'<text x="{x + w / 2:.1f}" y="{y + PAD_Y + 11 + k * LINE_H:.1f}" text-anchor="middle"'
+                       f'{weight}>{esc(text)}</text>')
+        out.append('</g>')
+    out.append('</svg>')
+    return '\n'.join(out) + '\n'
+
+
+# ---- choosing the drawer -------------------------------------------------------------------------------------
+def dot_available() -> bool:
+    """True when Graphviz's `dot` program and its Python bindings are both installed (tests monkeypatch this)."""
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which('dot') is not None
+
+
+def render_svg(data: Graph) -> str:
+    """SVG of data: drawn by Graphviz when dot is available, else by to_svg_fallback()."""
+    if not dot_available():
+        return to_svg_fallback(data)
+    import graphviz
+    try:
+        svg = graphviz.Source(to_dot(data)).pipe(format='svg', encoding='utf-8')
+    except graphviz.ExecutableNotFound:
+        return to_svg_fallback(data)
+    # keep only the <svg> element: no XML prolog, no comments (one of them holds the Graphviz version)
+    svg = re.sub(r'<!--.*?-->', '', svg, flags=re.DOTALL)
+    return svg[svg.index('<svg'):]
