@@ -36,19 +36,24 @@ def save(obj, path) -> None:
 
 def load(path):
     """Read what save() wrote: Tensors come back in the same list, dict or state dict order."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _LAYOUT not in npz.files:
-                raise ValueError(f"load(): {path} was not written by d2lmod.save (it has no table of contents)")
-            layout = json.loads(str(npz[_LAYOUT]))
-            tensors = [Tensor(npz[f'arr_{i}']) for i in range(len(layout['keys']))]
-    except ValueError as error:
-        if 'pickle' in str(error):
-            raise ValueError(f"load(): {path} holds pickled Python objects, which d2lmod never loads because "
-                             "unpickling can run any code; save plain tensors with dm.save") from None
-        raise
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"load(): {path} is not a file written by d2lmod.save ({error})") from None
+    with open(path, 'rb') as f:  # a missing file raises FileNotFoundError, as usual
+        pickled = f.peek(1)[:1] == b'\x80'  # how every pickle since protocol 2 starts
+        try:
+            contents = np.load(f, allow_pickle=False)  # NumPy refuses pickled data instead of running it
+            if not isinstance(contents, np.lib.npyio.NpzFile):
+                raise ValueError('a single .npy array')
+            with contents as npz:
+                if _LAYOUT not in npz.files:
+                    raise ValueError('no table of contents')
+                layout = json.loads(str(npz[_LAYOUT]))
+                tensors = [Tensor(npz[f'arr_{i}']) for i in range(len(layout['keys']))]
+        except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            if pickled or 'Object arrays' in str(error):
+                raise ValueError(f"load(): {path} holds pickled Python objects, which d2lmod never loads because "
+                                 "unpickling can run any code; save plain tensors with dm.save") from None
+            raise ValueError(f"load(): {path} was not written by d2lmod.save (it is not a .npz file with d2lmod's "
+                             "table of contents); read other NumPy files with np.load, then wrap them: dm.tensor") \
+                from None
     if layout['kind'] == 'tensor':
         return tensors[0]
     if layout['kind'] == 'list':

@@ -10,6 +10,9 @@ class Optimizer:
     """Holds the parameters to train; step() updates the ones that have a gradient, zero_grad() clears them."""
 
     def __init__(self, params, lr: float):
+        if hasattr(params, 'named_parameters'):  # a Module, passed where its parameters belong
+            raise TypeError(f"{type(self).__name__} expects the tensors to train, got the {type(params).__name__} "
+                            "itself; pass its parameters: net.parameters()")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list; did the model register its "
@@ -21,6 +24,10 @@ class Optimizer:
         if lr < 0:
             raise ValueError(f"learning rate must be >= 0, got {lr}")
         self.lr, self.state = lr, {}  # state: id(parameter) -> that parameter's running numbers
+
+    def __repr__(self):  # e.g. SGD(lr=0.1, momentum=0.0, weight_decay=0.0): the settings, not a memory address
+        settings = ', '.join(f'{k}={v}' for k, v in vars(self).items() if k not in ('params', 'state'))
+        return f'{type(self).__name__}({settings})'
 
     def zero_grad(self) -> None:
         for p in self.params:

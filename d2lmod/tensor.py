@@ -91,7 +91,7 @@ class Tensor:
         return out
 
     def _inputs(self) -> tuple:
-        """The parents as they were when self was computed (one changed in place since keeps its old node in _before)."""
+        """The parents as they were when self was computed (one changed in place since has its old node in _before)."""
         inputs = []
         for p, version in zip(self._parents, self._versions, strict=True):
             while p._version != version:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3

@@ -12,21 +12,27 @@ linear = ops.linear            # y = x W^T + b
 log_softmax = ops.log_softmax  # a - log sum exp(a)
 
 
+def _tensor(x, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}() expects a d2lmod Tensor, got a {type(x).__name__}; wrap it first: dm.tensor(x)")
+    return x
+
+
 def relu(x: Tensor) -> Tensor:
-    return x.relu()
+    return _tensor(x, 'relu').relu()
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return x.sigmoid()
+    return _tensor(x, 'sigmoid').sigmoid()
 
 
 def tanh(x: Tensor) -> Tensor:
-    return x.tanh()
+    return _tensor(x, 'tanh').tanh()
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """exp(x_i) / sum_j exp(x_j) along dim."""
-    return ops.log_softmax(x, dim).exp()
+    return ops.log_softmax(_tensor(x, 'softmax'), dim).exp()
 
 
 def cross_entropy(input: Tensor, target) -> Tensor:

@@ -9,10 +9,16 @@ from ..factories import generator
 from ..tensor import Tensor
 
 
-def _fill(tensor: Tensor, values) -> Tensor:
+def _shape(tensor: Tensor) -> tuple:
+    """The shape to fill; a lazy parameter has none yet."""
     if tensor.data is None:
-        raise RuntimeError("cannot initialise an uninitialized (lazy) parameter: run the model once on an input "
-                           "first, then initialise (e.g. with net.apply(init_fn))")
+        raise ValueError("cannot initialise an uninitialized (lazy) parameter: run the model once on an input "
+                         "first, then initialise (e.g. with net.apply(init_fn))")
+    return tensor.shape
+
+
+def _fill(tensor: Tensor, values) -> Tensor:
+    _shape(tensor)  # a lazy parameter has nothing to fill yet
     tensor.data[...] = values
     return tensor
 
@@ -26,11 +32,11 @@ def _fans(tensor: Tensor):
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    return _fill(tensor, generator().uniform(a, b, tensor.shape))
+    return _fill(tensor, generator().uniform(a, b, _shape(tensor)))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    return _fill(tensor, generator().normal(mean, std, tensor.shape))
+    return _fill(tensor, generator().normal(mean, std, _shape(tensor)))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import itertools
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import ops  # noqa: F401  (installs the Tensor methods that Parameter checks below)
 from ..tensor import Tensor, _State, as_array, no_grad, resolve_to
 
 
@@ -31,12 +33,6 @@ class Parameter(Tensor):
     def dtype(self):
         return np.dtype(np.float32) if self.data is None else self.data.dtype
 
-    def numel(self) -> int:
-        if self.data is None:
-            raise RuntimeError(f"this parameter is not initialized yet (shape {_shape_str(self.shape)}); "
-                               "run the model once on an input so its lazy layers learn their input size")
-        return int(self.data.size)
-
     def __repr__(self):
         if self.data is None:
             return f'Parameter(uninitialized, shape={_shape_str(self.shape)})'
@@ -47,6 +43,28 @@ def _shape_str(shape) -> str:
     """(256, None) -> '(256, ?)': the unknown size of a lazy parameter shows as '?'."""
     sizes = ['?' if n is None else str(n) for n in shape]
     return '(' + ', '.join(sizes) + (',)' if len(sizes) == 1 else ')')
+
+
+def _needs_values(method):
+    """method, but an uninitialized lazy parameter says so instead of failing deep inside NumPy."""
+    def checked(self, *args, **kwargs):
+        if self.data is None:
+            raise ValueError(f"this parameter is not initialized yet (shape {_shape_str(self.shape)}); "
+                             "run the model once on an input so its lazy layers learn their input size")
+        return method(self, *args, **kwargs)
+    return checked
+
+
+# As in PyTorch, using a lazy parameter's values before the first call is an error that says so: every public
+# Tensor method and property that reads .data is checked on Parameter (shape, dtype and repr still work).
+for _name, _member in list(vars(Tensor).items()):
+    if _name in ('__init__', '__repr__', 'requires_grad_', 'size', 'is_leaf') or _name in vars(Parameter) \
+            or (_name.startswith('_') and not _name.startswith('__')):
+        continue
+    if inspect.isfunction(_member):
+        setattr(Parameter, _name, _needs_values(_member))
+    elif isinstance(_member, property):
+        setattr(Parameter, _name, property(_needs_values(_member.fget)))
 
 
 class ModuleCall:
@@ -67,8 +85,15 @@ class RemovableHandle:
     def remove(self) -> None:
         self.hooks.pop(self.id, None)
 
+    def __repr__(self):
+        return f'RemovableHandle(id={self.id})'
 
-IncompatibleKeys = namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])
+
+class IncompatibleKeys(namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])):
+    """What load_state_dict did not match; shown as PyTorch shows it when everything matched."""
+
+    def __repr__(self):
+        return '<All keys matched successfully>' if self == ([], []) else super().__repr__()
 
 
 class Module:
@@ -119,10 +144,10 @@ class Module:
             raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() "
                                  f"has run; call super().__init__() first in {type(self).__name__}.__init__")
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keep=params)
             params[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
         elif params is not None and name in self._buffers:
             self._buffers[name] = None if value is None else _checked(value, f"buffer '{name}'", Tensor)
@@ -133,9 +158,11 @@ class Module:
         else:  # a plain attribute; a Tensor here is NOT registered (not a parameter, not saved, not moved)
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: dict | None = None) -> None:
+        """Drop name from every registry but keep, whose entry is replaced where it is (the order stays, as in torch)."""
         for registry in (self.__dict__, self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent.discard(name)
 
     def __getattr__(self, name: str):
@@ -171,14 +198,14 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None:
             _checked(param, f"parameter '{name}'", Parameter)
-        self._forget(name)
+        self._forget(name, keep=self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor the module owns but does not train: moved by to(), saved in state_dict if persistent."""
         if tensor is not None:
             _checked(tensor, f"buffer '{name}'", Tensor)
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -265,12 +292,15 @@ class Module:
                 if len(target.shape) != value.ndim or not known:
                     problems.append(f"{key}: the checkpoint has shape {value.shape}, the model {_shape_str(target.shape)}")
                 values[key] = value
-        if strict:
+        fixes = ["build the model the same way as the saved one"]
+        if problems:  # strict=False does not help here: a wrong shape is an error either way, as in PyTorch
+            fixes.append("leave the mis-shaped keys out of the dict")
+        if strict and (missing or unexpected):
             problems = [f"missing key {k}" for k in missing] + [f"unexpected key {k}" for k in unexpected] + problems
+            fixes.append("pass strict=False to load only the matching keys")
         if problems:
             raise RuntimeError(f"load_state_dict into {type(self).__name__} failed, nothing was loaded: "
-                               + '; '.join(problems) + ". Build the model the same way as the saved one, "
-                               "or pass strict=False to load only the matching keys")
+                               + '; '.join(problems) + ". To fix it, " + ', or '.join(fixes))
         with no_grad():
             for key, value in values.items():
                 own[key].data = np.array(value, dtype=own[key].dtype)  # a copy, cast to the model's dtype
@@ -313,9 +343,16 @@ class Module:
         return self
 
     def apply(self, fn) -> Module:
-        """fn(module) for every module, children before their parent (how custom initialisation is done)."""
-        for m in reversed(list(self.modules())):
-            fn(m)
+        """fn(module) for every module once, each child before its parent, in PyTorch's order (custom init)."""
+        seen = set()
+
+        def visit(module):
+            seen.add(id(module))
+            for child in module.children():
+                if id(child) not in seen:  # a shared module once; a module inside itself does not loop
+                    visit(child)
+            fn(module)
+        visit(self)
         return self
 
     # ---- printing ----------------------------------------------------------------------------------------
