@@ -1,6 +1,7 @@
 """The computation graph behind a tensor: trace it to plain data, fold it by module, draw it.
 
-trace() walks back from a tensor through `_parents` and returns a Graph of plain nodes, edges and
+trace() walks back from a tensor through `_inputs()` (its parents as they were when used) and returns
+a Graph of plain nodes, edges and
 clusters (one cluster per module call). collapse() draws whole module calls as single nodes, so a big
 model stays readable. to_dot() and to_svg_fallback() turn a Graph into text, escaping every name the user
 chose; render_svg() uses Graphviz when its `dot` program is installed and the fallback otherwise.
@@ -84,13 +85,13 @@ def op_count(data: Graph) -> int:
 # ---- tracing: Tensor -> Graph ---------------------------------------------------------------------------------
 def _walk(output: Tensor) -> list:
     """Every tensor output depends on, each after its parents (iterative depth first, parents in order)."""
-    order, seen, stack = [], {id(output)}, [(output, iter(output._parents))]
+    order, seen, stack = [], {id(output)}, [(output, iter(output._inputs()))]
     while stack:
         tensor, parents = stack[-1]
         for parent in parents:
             if id(parent) not in seen:
                 seen.add(id(parent))
-                stack.append((parent, iter(parent._parents)))
+                stack.append((parent, iter(parent._inputs())))
                 break
         else:  # all parents are in order already
             stack.pop()
@@ -209,17 +210,17 @@ def _is_constant(t: Tensor) -> bool:
 
 def _runs(order: list, kinds: dict) -> dict:
     """id(op) -> id of the first op of its run: the same op on its own output, again and again (a loop)."""
-    uses = Counter(id(p) for t in order for p in t._parents)
+    uses = Counter(id(p) for t in order for p in t._inputs())
 
     def sides(t):  # what an op takes besides its first input; equal constants count as the same
         return tuple(('value', s.shape, s.data.tobytes()) if kinds.get(id(s), ('',))[0] == 'constant'
-                     else ('same', id(s)) for s in t._parents[1:])
+                     else ('same', id(s)) for s in t._inputs()[1:])
 
     first = {}
     for t in order:
         if not t._parents:
             continue
-        p = t._parents[0]
+        p = t._inputs()[0]
         same_again = (p._parents and p._op == t._op and p._call is t._call and p.shape == t.shape
                       and uses[id(p)] == 1 and sides(p) == sides(t))
         first[id(t)] = first[id(p)] if same_again else id(t)
@@ -308,7 +309,7 @@ def trace(output: Tensor, model=None) -> Graph:
     consumers = {}
     for t in order:
         if t._parents and first[id(t)] == id(t):
-            for p in t._parents:
+            for p in t._inputs():
                 consumers.setdefault(id(p), []).append(t)
     runs = Counter(first.values())
     node_of, nodes, edges = {}, [], []
@@ -323,7 +324,7 @@ def trace(output: Tensor, model=None) -> Graph:
         if t._parents:
             nodes.append(Node(node_id, 'op', t._op, tuple(t.shape), cluster_of(t), repeat=runs[id(t)],
                               ops=runs[id(t)]))
-            edges.extend(Edge(node_of[id(p)], node_id) for p in t._parents)
+            edges.extend(Edge(node_of[id(p)], node_id) for p in t._inputs())
             continue
         kind, label, note = kinds[id(t)]
         users = [cluster_of(c) for c in consumers.get(id(t), [])]
