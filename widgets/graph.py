@@ -1,8 +1,7 @@
 """The computation graph behind a tensor: trace it to plain data, fold it by module, draw it.
 
 trace() walks back from a tensor through `_inputs()` (its parents as they were when used) and returns
-a Graph of plain nodes, edges and
-clusters (one cluster per module call). collapse() draws whole module calls as single nodes, so a big
+a Graph of plain nodes, edges and clusters (one cluster per module call). collapse() draws whole module calls as single nodes, so a big
 model stays readable. to_dot() and to_svg_fallback() turn a Graph into text, escaping every name the user
 chose; render_svg() uses Graphviz when its `dot` program is installed and the fallback otherwise.
 Nothing here imports ipywidgets: graph_view.py is the widget.
