@@ -176,14 +176,14 @@ def _spread(g, shape, dim, keepdim):
 
 def sum(a, dim=None, keepdim=False):
     shape = a.shape
-    return result(np.sum(a.data, axis=dim, keepdims=keepdim), (a,), 'sum',
+    return result(a.data.sum(axis=dim, keepdims=keepdim), (a,), 'sum',
                   lambda g: (_spread(g, shape, dim, keepdim),))
 
 
 def mean(a, dim=None, keepdim=False):
-    shape, out = a.shape, np.mean(a.data, axis=dim, keepdims=keepdim)
-    n = a.data.size // np.size(out) if np.size(out) else 1  # how many inputs share each output
-    return result(out, (a,), 'mean', lambda g: (_spread(g / n, shape, dim, keepdim),))
+    shape, total = a.shape, a.data.sum(axis=dim, keepdims=keepdim)
+    n = a.data.size // total.size if total.size else 1  # how many inputs share each output
+    return result(total / n, (a,), 'mean', lambda g: (_spread(g / n, shape, dim, keepdim),))
 
 
 def max(a, dim=None, keepdim=False):
@@ -259,7 +259,7 @@ def cat(tensors, dim=0):
 
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient."""
-    return lambda a, b: Tensor(fn(a.data, lift(b, a).data))
+    return lambda a, b: Tensor(fn(a.data, b.data if isinstance(b, Tensor) else b))
 
 
 # ---- in-place updates ----------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class Tensor:
         self.data = as_array(data, dtype)
         self.grad = None           # a Tensor once backward() has reached this leaf
         self._parents = ()         # the tensors this one was computed from (a tuple: order is stable)
-        self._versions = ()        # each parent's _version when this one was computed (see _inputs)
+        self._versions = []        # each parent's _version when this one was computed (see _inputs)
         self._version = 0          # how many in-place ops have changed this tensor (x += 1 adds one)
         self._backward = None      # g -> one gradient per parent (set by the op that made this tensor)
         self._op = ''              # the op's name, for repr and the visualiser
@@ -87,13 +87,15 @@ class Tensor:
         out.data, out.grad, out._op, out._call = data, None, op, _State.module_call
         out.requires_grad = _State.grad_enabled and any(p.requires_grad for p in parents)
         out._parents, out._backward = (parents, backward) if out.requires_grad else ((), None)
-        out._version, out._versions = 0, tuple(p._version for p in out._parents)
+        out._version, out._versions = 0, [p._version for p in out._parents]
         return out
 
     def _inputs(self) -> tuple:
         """The parents as they were when self was computed (one changed in place since has its old node in _before)."""
+        if [p._version for p in self._parents] == self._versions:  # the usual case: nothing changed in place
+            return self._parents
         inputs = []
-        for p, version in zip(self._parents, self._versions, strict=True):
+        for p, version in zip(self._parents, self._versions):
             while p._version != version:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
                 p = p._before
             inputs.append(p)
