@@ -284,9 +284,12 @@ class Module:
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        values, problems = {}, []
+        values, problems, lazy = {}, [], []
         for key, target in own.items():
             if key in state_dict:
+                if isinstance(state_dict[key], Tensor) and state_dict[key].data is None:
+                    lazy.append(f"{key}: the dict holds an uninitialized lazy parameter (run its model once first)")
+                    continue
                 value = as_array(state_dict[key])
                 known = all(a in (b, None) for a, b in zip(target.shape, value.shape))
                 if len(target.shape) != value.ndim or not known:
@@ -298,6 +301,7 @@ class Module:
         if strict and (missing or unexpected):
             problems = [f"missing key {k}" for k in missing] + [f"unexpected key {k}" for k in unexpected] + problems
             fixes.append("pass strict=False to load only the matching keys")
+        problems += lazy
         if problems:
             raise RuntimeError(f"load_state_dict into {type(self).__name__} failed, nothing was loaded: "
                                + '; '.join(problems) + ". To fix it, " + ', or '.join(fixes))
