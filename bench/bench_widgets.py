@@ -1,0 +1,132 @@
+"""How long the visualiser takes: summary and tree of a ~1,000-module model, and the cost of live updates.
+
+    .venv/bin/python bench/bench_widgets.py
+
+Prints the median of a few runs for each. Live-update overhead is measured on a 64-256-10 MLP, batch 256,
+cross_entropy, plain SGD: the same training loop with and without explorer.update(loss) each step.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import d2lmod as dm  # noqa: E402
+from d2lmod.nn import functional as F  # noqa: E402
+from d2lmod.widgets import Explorer, GradFlow, ModuleTree, summary  # noqa: E402
+from models import make_digits_mlp, make_transformer_like  # noqa: E402
+
+
+def median_seconds(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_big_model() -> None:
+    dm.manual_seed(0)
+    model = make_transformer_like(blocks=96)
+    x = dm.randn(2, 16, 24)
+    n = len(list(model.modules()))
+    print(f'Transformer-like model, 96 blocks: {n:,} modules')
+    rows = [('summary(model) before the first call (lazy)', lambda: str(summary(model)))]
+    model(x)  # from here on the lazy layers know their sizes
+    rows += [
+        ('summary(model)', lambda: str(summary(model))),
+        ('summary(model, x): runs the model once too', lambda: str(summary(model, x))),
+        ('summary(model, x)._repr_html_()', lambda: summary(model, x)._repr_html_()),
+        ('forward alone (for comparison)', lambda: model(x)),
+        ('ModuleTree(model)', lambda: ModuleTree(model)),
+    ]
+    model(x).sum().backward()
+    tree = ModuleTree(model)
+    rows += [
+        ('ModuleTree.refresh() after backward', tree.refresh),
+        ('ModuleTree at depth 3 (all blocks open)', lambda: setattr(tree, 'depth', 3 if tree.depth != 3 else 2)),
+        ('GradFlow(model) after backward', lambda: GradFlow(model)),
+        ('Explorer(model, x)', lambda: Explorer(model, x)),
+        ('Explorer: one live redraw (update(force=True))', lambda: explorer.update(force=True)),
+    ]
+    explorer = Explorer(model, x)
+    for name, fn in rows:
+        print(f'  {name:<48} {1000 * median_seconds(fn):8.1f} ms')
+
+
+def train(model, X, y, steps: int, explorer=None):
+    """(seconds for steps of SGD training, seconds of that spent in explorer.update(loss))."""
+    opt = dm.optim.SGD(model.parameters(), lr=0.1)
+    in_update = 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        opt.step()
+        if explorer is not None:
+            before = time.perf_counter()
+            explorer.update(loss)
+            in_update += time.perf_counter() - before
+    return time.perf_counter() - start, in_update
+
+
+def bench_live(every_seconds: float = 0.5, rounds: int = 20, steps: int = 100) -> None:
+    """The loop with and without update(loss), alternated in short rounds so machine load hits both alike."""
+    rng = np.random.default_rng(0)
+    X = dm.tensor(rng.random((256, 64), dtype=np.float32))
+    y = dm.tensor(rng.integers(0, 10, 256))
+    model = make_digits_mlp()
+    explorer = Explorer(model, X[:2]).live(every_seconds)
+    train(model, X, y, 50)  # warm up
+    plain, watched, inside, ratios = 0.0, 0.0, 0.0, []
+    for _ in range(rounds):
+        p = train(model, X, y, steps)[0]
+        w, spent = train(model, X, y, steps, explorer)
+        plain, watched, inside = plain + p, watched + w, inside + spent
+        ratios.append(w / p)
+    one_draw = median_seconds(lambda: explorer.update(force=True), repeat=20)
+    n = rounds * steps
+    print(f'Live updates: MLP 64-256-10, batch 256, cross_entropy, SGD; {n} steps each way, '
+          f'every_seconds={every_seconds}')
+    print(f'  training without the explorer   {1e6 * plain / n:8.1f} us/step')
+    print(f'  training with update(loss)      {1e6 * watched / n:8.1f} us/step')
+    print(f'  time inside update(loss)        {1e6 * inside / n:8.1f} us/step = '
+          f'{100 * inside / (watched - inside):.1f} % of the training time')
+    print(f'  with / without, median round    {100 * (statistics.median(ratios) - 1):+8.1f} % '
+          '(noisy when other processes share the CPU)')
+    print(f'  one redraw (update(force=True)) {1000 * one_draw:8.1f} ms')
+
+
+def bench_live_in_kernel() -> None:
+    """bench_live() inside a real IPython kernel, where every widget change is sent as a comm message."""
+    from jupyter_client.manager import start_new_kernel
+    manager, client = start_new_kernel(kernel_name='python3')
+    try:
+        code = (f'import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n'
+                'from bench_widgets import bench_live\nbench_live()')
+        client.execute_interactive(code, timeout=600, output_hook=_print_stream)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel()
+
+
+def _print_stream(msg) -> None:
+    if msg['msg_type'] == 'stream':
+        print(msg['content']['text'], end='')
+    elif msg['msg_type'] == 'error':
+        print('\n'.join(msg['content']['traceback']))
+
+
+if __name__ == '__main__':
+    bench_big_model()
+    print()
+    bench_live()
+    print('\nThe same in an IPython kernel (widget changes sent as comm messages):')
+    bench_live_in_kernel()

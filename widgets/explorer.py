@@ -1,0 +1,154 @@
+"""Explorer: the module tree, gradient flow and graph in one dashboard, with forward/backward/step buttons.
+
+In a training loop, call explorer.update(loss) once per step after backward(): it redraws at most every
+`every_seconds`, so watching costs little.
+
+    ex = Explorer(net, X[:2], loss_fn=lambda out: F.cross_entropy(out, y[:2]))
+    display(ex)
+    ex.live(every_seconds=0.5)
+    for step in range(1000):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(X), y)
+        loss.backward()
+        opt.step()
+        ex.update(loss)      # cheap: redraws only when every_seconds have passed
+    ex.update(force=True)    # the final state
+"""
+from __future__ import annotations
+
+import time
+
+import ipywidgets as W
+import traitlets
+
+from d2lmod import optim
+from d2lmod.nn.module import Module
+from d2lmod.tensor import Tensor
+
+from . import extract, render
+from .gradflow import GradFlow
+from .graph_view import GraphView
+from .tree import ErrorArea, ModuleTree
+
+
+class Explorer(W.VBox):
+    """A dashboard for model run on inputs: buttons to step through training, and live updates from a loop."""
+
+    lr = traitlets.Float(0.1, help='learning rate of the step button (plain SGD)')
+    every_seconds = traitlets.Float(0.5, help='live updates redraw at most this often (seconds)')
+
+    def __init__(self, model: Module, *inputs, loss_fn=None, lr: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.model, self.inputs, self.loss_fn, self.lr = model, inputs, loss_fn, lr
+        self.loss, self.history, self.optimizer, self.steps = None, [], None, 0
+        self._last_draw = self._draw_seconds = 0.0  # when the last live redraw ended, and how long it took
+        self.info = extract.describe(model)
+        self.tree = ModuleTree(model, info=self.info)
+        self.gradflow = GradFlow(model)
+        self.graph = None  # a GraphView, made by the first forward
+        self.graph_pane = W.VBox([W.HTML(render.notice_html('press forward to trace the computation graph'))])
+
+        self.buttons = {name: W.Button(description=name, tooltip=tip, layout=W.Layout(width='100px'))
+                        for name, tip in [('forward', 'run the model on the inputs and compute the loss'),
+                                          ('backward', 'loss.backward(): gradients add into every .grad'),
+                                          ('step', 'one SGD step: p -= lr * p.grad'),
+                                          ('zero_grad', 'set every .grad back to None')]}
+        self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.25, description='lr',
+                                          readout_format='.4g', continuous_update=False)
+        self.status = W.HTML(render.notice_html('press forward to run the model on its inputs'))
+        self.loss_plot = W.HTML()
+        self.tabs = W.Tab(children=[self.tree, self.gradflow, self.graph_pane],
+                          titles=('modules', 'gradients', 'graph'))
+        self.errors = ErrorArea()
+
+        for name, button in self.buttons.items():
+            button.on_click(self.errors.guard(name, lambda _, name=name: getattr(self, name)()))
+        traitlets.link((self.lr_slider, 'value'), (self, 'lr'))  # moving the slider sets lr, and back
+        self.children = [W.HBox(list(self.buttons.values()) + [self.lr_slider]),
+                         W.HBox([self.status, self.loss_plot]), self.tabs, self.errors]
+
+    # ---- the buttons -----------------------------------------------------------------------------------
+    def forward(self) -> Tensor:
+        """Run the model on its inputs (once to count calls, once recording the graph); show the loss."""
+        self.info = extract.describe(self.model, *self.inputs)
+        out = self.model(*self.inputs)
+        self.loss, how = self._loss(out)
+        self.history.append(self.loss.item())
+        self._draw(graph=True)
+        self.status.value = render.notice_html(f'forward: output {extract.output_str(out)}, {how}')
+        return self.loss
+
+    def backward(self) -> None:
+        """loss.backward() on the last forward's loss (running forward first if there is none)."""
+        if self.loss is None:
+            self.forward()
+        self.loss.backward()
+        self._draw()
+        self.status.value = render.notice_html('backward: gradients added into .grad (they accumulate: '
+                                               'press zero_grad before the next backward)')
+
+    def step(self) -> None:
+        """One plain SGD step with the slider's learning rate, on the gradients there are now."""
+        if self.optimizer is None:
+            self.optimizer = optim.SGD(self.model.parameters(), lr=self.lr)
+        self.optimizer.lr = self.lr
+        self.optimizer.step()
+        self.steps += 1
+        self._draw()
+        self.status.value = render.notice_html(f'step {self.steps}: p -= {self.lr:.4g} * p.grad; press forward '
+                                               'to see the new loss')
+
+    def zero_grad(self) -> None:
+        self.model.zero_grad()
+        self._draw()
+        self.status.value = render.notice_html('zero_grad: every .grad is None again')
+
+    # ---- live updates from a training loop ---------------------------------------------------------------
+    def live(self, every_seconds: float = 0.5) -> Explorer:
+        """Make update() redraw at most every every_seconds; returns self, so a cell can end with it."""
+        self.every_seconds, self._last_draw = every_seconds, 0.0
+        return self
+
+    def update(self, loss=None, force: bool = False) -> bool:
+        """Record the loss of one training step; redraw if every_seconds have passed (or force). True if redrawn."""
+        if loss is not None:
+            self.history.append(loss.item() if isinstance(loss, Tensor) else float(loss))
+        start = time.perf_counter()
+        # wait every_seconds, and at least 10 times as long as the last redraw took: a big model's redraw
+        # then still costs under a tenth of the training time
+        if not force and start - self._last_draw < max(self.every_seconds, 10 * self._draw_seconds):
+            return False
+        self._draw()
+        self.status.value = render.notice_html(f'live: {len(self.history)} losses recorded, redrawn at most every '
+                                               f'{self.every_seconds:g} s')
+        self._last_draw = time.perf_counter()
+        self._draw_seconds = self._last_draw - start
+        return True
+
+    # ---- drawing ----------------------------------------------------------------------------------------
+    def _loss(self, out):
+        """(scalar loss, how it was made) from the model's output."""
+        if self.loss_fn is not None:
+            return self.loss_fn(out), 'loss = loss_fn(output)'
+        if not isinstance(out, Tensor):
+            raise TypeError(f"the model returned a {type(out).__name__}, not a Tensor; pass loss_fn= to turn it "
+                            "into a scalar loss")
+        if out.data.size == 1:
+            return out, 'the output is the loss'
+        return out.sum(), 'loss = output.sum() (pass loss_fn= for a real loss)'
+
+    def _draw(self, graph: bool = False) -> None:
+        """Redraw the tree, the gradients and the loss curve (and the graph when asked)."""
+        if self.info.totals.lazy:  # lazy layers may have learned their sizes since
+            self.info = extract.describe(self.model)
+        calls = {m.path: m.calls for m in self.info.modules} if self.info.inputs else None
+        grads = extract.grad_stats(self.model, calls)
+        self.tree.refresh(self.info, grads)
+        self.gradflow.refresh(calls, grads)
+        self.loss_plot.value = render.loss_svg(self.history)
+        if graph:  # tracing and laying out the graph is the slow part: only after the forward button
+            if self.graph is None:
+                self.graph = GraphView(self.loss, self.model)
+                self.graph_pane.children = [self.graph]
+            else:
+                self.graph.update(self.loss, self.model)
