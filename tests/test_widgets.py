@@ -356,10 +356,20 @@ def test_explorer_shows_a_callback_error():
 
 def test_explorer_live_updates_are_throttled():
     ex = Explorer(make_chimera(), make_input(0)).live(every_seconds=60)
+    assert len(ex.history) == 1  # the first look's forward
     assert ex.update(dm.tensor(2.0)) is True  # the first one draws
     assert ex.update(dm.tensor(1.0)) is False  # then not again for a minute
-    assert ex.history == [2.0, 1.0]
-    assert ex.update(force=True) is True and 'after 2 steps' in ex.loss_plot.value
+    assert ex.history[1:] == [2.0, 1.0]
+    assert ex.update(force=True) is True and 'after 3 steps' in ex.loss_plot.value
+
+
+def test_explorer_shows_the_whole_chapter_at_once():
+    model = make_chimera()
+    ex = Explorer(model, make_input(0))
+    assert ex.errors.value == '' and ex.tree.info.module('2.linear').calls == 2
+    assert all(p.grad is not None for p in model.parameters())
+    assert 'call 2' in ex.gradflow.bars.value and ex.graph is not None
+    assert 'structure only' not in ex.tree.header.value and 'plain tensor' in ex.tree.details.value
 
 
 def test_everything_works_without_graphviz(monkeypatch, tmp_path):
@@ -407,3 +417,9 @@ notes
       training it
   [called] 2.linear: ran 2 times in one forward: its 420 parameters count once in "unique" and 2
       times in "per call"; the gradients of both uses add up in one .grad'''
+
+
+def test_module_tree_with_an_input_shows_calls_and_shapes():
+    bare, run = ModuleTree(make_chimera()), ModuleTree(make_chimera(), make_input(0))
+    assert 'structure only' in bare.header.value and 'ModuleTree(model, X)' in bare.header.value
+    assert 'structure only' not in run.header.value and run.info.module('2.linear').calls == 2

@@ -84,6 +84,9 @@ def _checked(check):
                 return Verdict(True, check(*args, **kwargs))
         except _Stop as stop:
             return Verdict(False, stop.message)
+        except Exception as error:  # the student's code failed somewhere the check did not expect
+            return Verdict(False, f'checking {_name(args[0]) if args else "it"} raised {type(error).__name__}: '
+                                  f'{_clip(str(error))}')
     run.__name__, run.__qualname__, run.__doc__ = check.__name__, check.__qualname__, check.__doc__
     return run
 
@@ -137,7 +140,8 @@ def check_registered(MySequentialClass) -> str:
 
     missing = _missing(net, expected)
     if len(missing) == len(expected):
-        raise _Stop(f'{call}.parameters() is empty: the modules are stored where the Module cannot see them, '
+        listed = 'is empty' if not list(net.parameters()) else 'holds none of the weights of the modules it was given'
+        raise _Stop(f'{call}.parameters() {listed}: the modules are stored where the Module cannot see them, '
                     'so an optimizer, state_dict() and to() would all miss them, without any error')
     if missing:
         raise _Stop(f'{call}.parameters() lists only {len(expected) - len(missing)} of the {len(expected)} '

@@ -43,7 +43,7 @@ class Explorer(W.VBox):
         self.loss, self.history, self.optimizer, self.steps = None, [], None, 0
         self._last_draw = self._draw_seconds = 0.0  # when the last live redraw ended, and how long it took
         self.info = extract.describe(model)
-        self.tree = ModuleTree(model, info=self.info)
+        self.tree = ModuleTree(model, *inputs, info=self.info)
         self.gradflow = GradFlow(model)
         self.graph = None  # a GraphView, made by the first forward
         self.graph_pane = W.VBox([W.HTML(render.notice_html('press forward to trace the computation graph'))])
@@ -66,6 +66,14 @@ class Explorer(W.VBox):
         traitlets.link((self.lr_slider, 'value'), (self, 'lr'))  # moving the slider sets lr, and back
         self.children = [W.HBox(list(self.buttons.values()) + [self.lr_slider]),
                          W.HBox([self.status, self.loss_plot]), self.tabs, self.errors]
+        if inputs:  # show everything at once: calls and shapes, the graph, and each parameter's gradient
+            self.errors.guard('the first forward and backward', self._first_look)()
+
+    def _first_look(self) -> None:
+        self.forward()
+        self.backward()
+        self.status.value = render.notice_html('ran forward and backward once on the inputs (gradients are in '
+                                               '.grad); step trains, zero_grad clears')
 
     # ---- the buttons -----------------------------------------------------------------------------------
     def forward(self) -> Tensor:

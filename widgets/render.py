@@ -39,7 +39,8 @@ def grouped_notes(notes: list) -> list:
 
 def _run_line(info: ModelInfo) -> str:
     if not info.inputs:
-        return f'{info.type}: not run (pass an input, summary(model, X), to see calls and output shapes)'
+        return (f'{info.type}, structure only: give an input too, as in summary(model, X) or '
+                'ModuleTree(model, X), to see calls and output shapes')
     word = 'input' if len(info.inputs) == 1 else 'inputs'
     return f'{info.type} run on {word} {", ".join(info.inputs)}'
 

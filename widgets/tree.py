@@ -25,14 +25,15 @@ class ErrorArea(W.HTML):
 
 
 class ModuleTree(W.VBox):
-    """The module tree of model: every node with its subtree's parameter count; select one for details."""
+    """The module tree of model (run on inputs, if given): every node with its subtree's parameter count;
+    select one for details."""
 
     depth = traitlets.Int(2, help='modules deeper than this start folded (0: only the model)')
     selected = traitlets.Unicode('', help="dotted path of the module shown in the details pane ('' = the model)")
 
-    def __init__(self, model: Module, info: extract.ModelInfo | None = None, **kwargs):
+    def __init__(self, model: Module, *inputs, info: extract.ModelInfo | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.model = model
+        self.model, self.inputs = model, inputs
         self.info, self.grads, self.toggled = None, {}, set()
         self.header = W.HTML()
         self.depth_slider = W.IntSlider(value=self.depth, min=0, max=max(self.depth, 1), description='depth',
@@ -56,7 +57,7 @@ class ModuleTree(W.VBox):
     # ---- data in ---------------------------------------------------------------------------------------
     def refresh(self, info: extract.ModelInfo | None = None, grads: list | None = None) -> None:
         """Re-read the model (or take info from describe()) and its gradients, then redraw."""
-        self.info = info if info is not None else extract.describe(self.model)
+        self.info = info if info is not None else extract.describe(self.model, *self.inputs)
         if grads is None:
             calls = {m.path: m.calls for m in self.info.modules} if self.info.inputs else None
             grads = extract.grad_stats(self.model, calls)
