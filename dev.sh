@@ -4,7 +4,8 @@
 #   ./dev.sh lab [ARGS...]      set up .venv (".[lab]") and open the lessons in JupyterLab
 #   ./dev.sh test [ARGS...]     set up .venv (".[dev]" + torch==2.13.0) and run pytest
 #                               (unit tests and nbval on notebooks/); ARGS go to pytest
-#   ./dev.sh execute [NB...]    re-execute the notebooks in place (stored outputs stay true)
+#   ./dev.sh execute [NB...]    rebuild the notebooks from notebooks/src/*.py and execute them
+#                               in place, so their stored outputs stay true (NB: 01_layers_and_modules...)
 #
 # Installs are skipped when .venv/.installed-<hash of pyproject.toml>-<extra> exists.
 # Set PYTHON to choose the interpreter that creates .venv (default: python3, >= 3.10).
@@ -20,7 +21,7 @@ TORCH_PIN="torch==2.13.0"   # a local CPU wheel; anything looser downloads GBs o
 note() { echo "dev.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -107,7 +108,7 @@ case "$cmd" in
     execute)
         ensure_env dev
         export PYTHONHASHSEED=0
-        exec "$VPY" notebooks/execute.py "$@"
+        exec "$VPY" notebooks/src/build.py --execute "$@"
         ;;
     *)
         usage

@@ -61,10 +61,26 @@ def execute(path: Path) -> None:
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
+    for cell in nb.cells:  # one print can arrive in pieces; join them so a re-run gives a clean diff
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
     # nbclient may replace the kernelspec from the running kernel; keep ours.
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nbformat.validate(nb)
     nbformat.write(nb, path)
+
+
+def merge_streams(outputs: list) -> list:
+    """Consecutive stdout (or stderr) outputs of one cell as a single output, as nbval compares them."""
+    merged = []
+    for out in outputs:
+        last = merged[-1] if merged else None
+        if out.output_type == "stream" and last is not None and last.output_type == "stream" \
+                and last.name == out.name:
+            last.text += out.text
+        else:
+            merged.append(out)
+    return merged
 
 
 def main(argv: list[str]) -> int:

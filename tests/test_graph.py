@@ -325,3 +325,9 @@ def test_graph_view_shows_errors_inside(monkeypatch):
     assert 'RuntimeError: drawing failed &lt;here&gt;' in view.error.value
     view.update('not a tensor')
     assert 'TypeError' in view.error.value and 'trace() needs a d2lmod Tensor' in view.error.value
+
+
+def test_two_vector_inputs_are_numbered_by_identity():
+    a, b = dm.tensor([1., 2.], requires_grad=True), dm.tensor([1., 2.], requires_grad=True)  # equal values
+    labels = [n.label for n in graph.trace(a * b + a).nodes]
+    assert labels.count('input 1') == 1 and labels.count('input 2') == 1

@@ -56,7 +56,7 @@ class Explorer(W.VBox):
         self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.25, description='lr',
                                           readout_format='.4g', continuous_update=False)
         self.status = W.HTML(render.notice_html('press forward to run the model on its inputs'))
-        self.loss_plot = W.HTML()
+        self.loss_plot = W.HTML(layout=W.Layout(margin='0 0 0 24px'))
         self.tabs = W.Tab(children=[self.tree, self.gradflow, self.graph_pane],
                           titles=('modules', 'gradients', 'graph'))
         self.errors = ErrorArea()

@@ -194,7 +194,8 @@ def _leaf_kinds(order: list, names: _Names) -> dict:
             kind, label, note = 'constant', f'{float(t.data.reshape(-1)[0]):g}', 'constant'
         elif kind is None:
             kind = 'input'
-            label = 'input' if len(unnamed_inputs) == 1 else f'input {unnamed_inputs.index(t) + 1}'
+            number = next(i for i, u in enumerate(unnamed_inputs, 1) if u is t)  # by identity: == is elementwise
+            label = 'input' if len(unnamed_inputs) == 1 else f'input {number}'
             note = 'requires grad' if t.requires_grad else ''
         if kind == 'parameter' and not t.requires_grad:
             note = 'frozen: requires_grad=False'

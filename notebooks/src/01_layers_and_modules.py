@@ -424,9 +424,9 @@ print(summary(broken, X))
 # 2. **Two branches.** Write `Parallel(net1, net2)` whose `forward` runs both on the same input and joins the
 #    outputs with `dm.cat([y1, y2], dim=1)`. `Parallel(nn.LazyLinear(3), nn.LazyLinear(5))(X).shape` should be
 #    `(2, 8)`, and `summary` should list both branches under `net1` and `net2`.
-# 3. **Copies or one instance?** Write `stack(make_block, n)` that returns
+# 3. **Copies or one instance?** Write `make_blocks(make_block, n)` that returns
 #    `nn.Sequential(*[make_block() for _ in range(n)])`, and compare it with `nn.Sequential(*[block] * n)` built
-#    from one `block`. Both run. How many unique parameters does each have for
+#    from one `block` (lesson 6 checks your answer with `check_factory`). Both run. How many unique parameters does each have for
 #    `make_block = lambda: nn.Sequential(nn.LazyLinear(20), nn.ReLU())` and `n = 3`? Which flag does `summary`
 #    raise for the second one, and why is that tie easy to miss?
 # 4. **Counting halvings.** Open `GraphView(fixed(X * s), model=fixed)` for `s = 1, 100, 10_000`. How many

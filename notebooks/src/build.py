@@ -121,7 +121,7 @@ def sources(names: list) -> list:
     paths = []
     for name in names:
         path = Path(name)
-        path = path if path.exists() else SRC / path.name
+        path = path if path.suffix == '.py' and path.exists() else SRC / (path.stem + '.py')  # NN_x.ipynb works too
         if not path.exists():
             raise SystemExit(f"build.py: no source {name!r} (looked in . and {SRC})")
         paths.append(path.resolve())
