@@ -111,7 +111,7 @@ def linear(x, weight, bias=None):
                         f".to(dm.{weight.dtype}) (NumPy arrays default to float64) or the model with .to()")
     out = _binary('linear', lambda a, w: a @ w.T, x, weight)
     if bias is not None:
-        out = out + bias.data
+        out += bias.data  # in place: out is a fresh array, and one allocation fewer
 
     need_x = x.requires_grad  # the first layer's input (the data) needs no gradient: skip that matmul
 
