@@ -5,7 +5,7 @@ import re
 
 import ipywidgets as widgets
 
-from . import graph
+from . import draw, graph
 
 FIT, EVERY_OP, MODULES = ('fit',), ('every op',), ('modules',)  # the "show" choices that are not a module path
 
@@ -72,16 +72,16 @@ class GraphView(widgets.VBox):
 
     def _redraw(self) -> None:
         view = self._view()
-        if not graph.dot_available() and not self.dot_note.value:
-            self.dot_note.value = f'<div style="color:#92400e">{graph.DOT_MISSING}</div>'
+        if not draw.dot_available() and not self.dot_note.value:
+            self.dot_note.value = f'<div style="color:#92400e">{draw.DOT_MISSING}</div>'
         folded = sum(1 for n in view.nodes if n.kind == 'module')
         self.summary.value = (f'{graph.op_count(self._data)} ops · {len(view.nodes)} nodes shown'
                               + (f' · {folded} module calls folded' if folded else ''))
-        self.notes.value = ''.join(f'<div>{graph.esc(note)}</div>' for note in view.notes)
-        self.picture.value = f'<div style="overflow:auto; max-height:760px">{graph.render_svg(view)}</div>'
+        self.notes.value = ''.join(f'<div>{draw.esc(note)}</div>' for note in view.notes)
+        self.picture.value = f'<div style="overflow:auto; max-height:760px">{draw.render_svg(view)}</div>'
         self.error.value = ''
 
     def _show_error(self, error: Exception) -> None:
         """Put the error in the widget (a callback's exception would otherwise vanish)."""
         message = re.sub(r' at 0x[0-9a-fA-F]+', '', f'{type(error).__name__}: {error}')
-        self.error.value = f'<pre style="color:#b91c1c; white-space:pre-wrap">GraphView: {graph.esc(message)}</pre>'
+        self.error.value = f'<pre style="color:#b91c1c; white-space:pre-wrap">GraphView: {draw.esc(message)}</pre>'
