@@ -64,17 +64,19 @@ def resolve_to(target):
 class Tensor:
     """An n-dimensional array with reverse-mode autodiff; float32 unless told otherwise."""
 
+    # What every tensor starts with; an op (or backward) sets its own values on the tensors it touches.
+    requires_grad = False
+    grad = None          # a Tensor once backward() has reached this leaf
+    _parents = ()        # the tensors this one was computed from (a tuple: order is stable)
+    _backward = None     # g -> one gradient per parent (set by the op that made this tensor)
+    _versions = []       # each parent's _version when this one was computed (see _inputs); never mutated
+    _version = 0         # how many in-place ops have changed this tensor (x += 1 adds one)
+    _op = ''             # the op's name, for repr and the visualiser
+    _call = None         # the module call that made it
+    _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
+
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = as_array(data, dtype)
-        self.grad = None           # a Tensor once backward() has reached this leaf
-        self._parents = ()         # the tensors this one was computed from (a tuple: order is stable)
-        self._versions = []        # each parent's _version when this one was computed (see _inputs)
-        self._version = 0          # how many in-place ops have changed this tensor (x += 1 adds one)
-        self._backward = None      # g -> one gradient per parent (set by the op that made this tensor)
-        self._op = ''              # the op's name, for repr and the visualiser
-        self._call = None          # the module call that made it
-        self._grad_parts = None    # after backward, for a leaf used more than once: [(module call, gradient)]
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_()
 
@@ -84,10 +86,10 @@ class Tensor:
         out = cls.__new__(cls)
         if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep .data an array
             data = np.asarray(data)
-        out.data, out.grad, out._op, out._call = data, None, op, _State.module_call
-        out.requires_grad = _State.grad_enabled and any(p.requires_grad for p in parents)
-        out._parents, out._backward = (parents, backward) if out.requires_grad else ((), None)
-        out._version, out._versions = 0, [p._version for p in out._parents]
+        out.data, out._op, out._call = data, op, _State.module_call
+        if _State.grad_enabled and any(p.requires_grad for p in parents):
+            out.requires_grad, out._parents, out._backward = True, parents, backward
+            out._versions = [p._version for p in parents]
         return out
 
     def _inputs(self) -> tuple:
