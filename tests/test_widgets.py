@@ -360,7 +360,7 @@ def test_explorer_live_updates_are_throttled():
     assert ex.update(dm.tensor(2.0)) is True  # the first one draws
     assert ex.update(dm.tensor(1.0)) is False  # then not again for a minute
     assert ex.history[1:] == [2.0, 1.0]
-    assert ex.update(force=True) is True and 'after 3 steps' in ex.loss_plot.value
+    assert ex.update(force=True) is True and '3 values recorded' in ex.loss_plot.value
 
 
 def test_explorer_shows_the_whole_chapter_at_once():

@@ -329,8 +329,8 @@ def loss_svg(history: list, width: int = 260, height: int = 60) -> str:
     span = hi - lo or 1.0
     pts = ' '.join(f'{4 + (width - 8) * i / max(len(ys) - 1, 1):.1f},{4 + (height - 8) * (hi - y) / span:.1f}'
                    for i, y in enumerate(ys))
-    return (f'<div style="font-size: 12px; color: #4b5563">loss {history[-1]:.4g} after {len(history)} '
-            f'step{"" if len(history) == 1 else "s"} (from {history[0]:.4g})</div>'
+    return (f'<div style="font-size: 12px; color: #4b5563">loss {history[-1]:.4g}, {len(history)} '
+            f'value{"" if len(history) == 1 else "s"} recorded (the first: {history[0]:.4g})</div>'
             f'<svg width="{width}" height="{height}" style="background: #f9fafb">'
             f'<polyline points="{pts}" fill="none" stroke="#2563eb" stroke-width="1.5"/></svg>')
 
