@@ -53,6 +53,19 @@ class MySequential(nn.Module):
         return X
 
 
+class ListSequential(nn.Module):
+    """MySequential with its children in a plain list (the chapter's exercise): they run, nothing sees them."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        self.layers = list(modules)  # a plain list: not registered, so no parameters(), state_dict() or to()
+
+    def forward(self, X):
+        for m in self.layers:
+            X = m(X)
+        return X
+
+
 class FixedHiddenMLP(nn.Module):
     """forward is plain Python: a constant weight that never trains, one Linear used twice, a data-dependent loop."""
 

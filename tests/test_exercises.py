@@ -14,6 +14,8 @@ import d2lmod as dm
 from d2lmod import nn
 from d2lmod.widgets.exercises import Verdict, check_factory, check_parallel, check_registered
 
+from chapter_models import ListSequential
+
 
 def expect(verdict: Verdict, passed: bool, *phrases: str) -> None:
     assert isinstance(verdict, Verdict)
@@ -48,31 +50,20 @@ class ModuleListSequential(nn.Module):  # also right
         return X
 
 
-class PlainListSequential(nn.Module):
-    def __init__(self, *modules):
-        super().__init__()
-        self.layers = list(modules)
-
-    def forward(self, X):
-        for m in self.layers:
-            X = m(X)
-        return X
-
-
-class PlainDictSequential(PlainListSequential):
+class PlainDictSequential(ListSequential):
     def __init__(self, *modules):
         super().__init__()
         self.layers = {str(i): m for i, m in enumerate(modules)}.values()
 
 
-class OverwritingSequential(PlainListSequential):  # one attribute name reused: only the last module stays
+class OverwritingSequential(ListSequential):  # one attribute name reused: only the last module stays
     def __init__(self, *modules):
         super().__init__(*modules)
         for m in modules:
             self.layer = m
 
 
-class OnlyParameterizedSequential(PlainListSequential):  # skips the ReLU
+class OnlyParameterizedSequential(ListSequential):  # skips the ReLU
     def __init__(self, *modules):
         super().__init__(*modules)
         for i, m in enumerate(modules):
@@ -137,7 +128,7 @@ def test_registered_accepts_right_answers(cls):
 
 
 @pytest.mark.parametrize('cls, phrases', [
-    (PlainListSequential, ['.parameters() is empty', 'where the Module cannot see them', 'without any error']),
+    (ListSequential, ['.parameters() is empty', 'where the Module cannot see them', 'without any error']),
     (PlainDictSequential, ['.parameters() is empty']),
     (OverwritingSequential, ['lists only 2 of the 4 parameter tensors', 'overwrote']),
     (OnlyParameterizedSequential, ['the ReLU at position 1 is not registered']),
@@ -296,7 +287,7 @@ def make_blocks_fixed(make_block, n):
 
 
 def make_blocks_hidden(make_block, n):
-    return PlainListSequential(*[make_block() for _ in range(n)])
+    return ListSequential(*[make_block() for _ in range(n)])
 
 
 def make_blocks_stub(make_block, n):
@@ -336,7 +327,7 @@ def test_checks_leave_the_random_numbers_of_the_notebook_alone():
 
 def test_checks_are_deterministic():
     assert str(check_parallel(ParallelSwapped)) == str(check_parallel(ParallelSwapped))
-    assert str(check_registered(PlainListSequential)) == str(check_registered(PlainListSequential))
+    assert str(check_registered(ListSequential)) == str(check_registered(ListSequential))
 
 
 def test_verdict_shows_its_sentence():

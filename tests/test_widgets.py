@@ -11,7 +11,7 @@ import pytest
 import traitlets
 
 import d2lmod as dm
-from chapter_models import CHAPTER_MODELS, FixedHiddenMLP, make_chimera, make_input
+from chapter_models import CHAPTER_MODELS, FixedHiddenMLP, ListSequential, make_chimera, make_input
 from d2lmod import nn
 from d2lmod.widgets import Explorer, GradFlow, ModuleTree, extract, render, summary
 
@@ -34,19 +34,6 @@ def notes_of(info, tag):
 
 
 # ---- models that show one stumbling block each ---------------------------------------------------------
-class ListSequential(nn.Module):
-    """MySequential with its children in a plain list: they run, but nothing sees their parameters."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        self.layers = list(modules)
-
-    def forward(self, X):
-        for m in self.layers:
-            X = m(X)
-        return X
-
-
 class Bypass(nn.Module):
     """A parameter read through .data (autograd never sees it) and a registered layer that never runs."""
 

@@ -154,16 +154,21 @@ def accuracy(model, labels):
     return (model(features).argmax(dim=1) == labels).float().mean().item()
 
 
+def fit(model, optimizer, labels, steps=61):
+    """Train model on all of `features` at once; print the loss every 20 steps, then the accuracy."""
+    for step in range(steps):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(features), labels)
+        loss.backward()
+        optimizer.step()
+        if step % 20 == 0:
+            print(f'step {step:2d}: loss {loss.item():.4f}')
+    print(f'accuracy {accuracy(model, labels):.3f}')
+
+
 mlp = MLP()
 optimizer = dm.optim.SGD(mlp.parameters(), lr=0.5)
-for step in range(61):
-    optimizer.zero_grad()
-    loss = F.cross_entropy(mlp(features), labels)
-    loss.backward()
-    optimizer.step()
-    if step % 20 == 0:
-        print(f'step {step:2d}: loss {loss.item():.4f}')
-print(f'accuracy {accuracy(mlp, labels):.3f}')
+fit(mlp, optimizer, labels)
 
 # %% [markdown]
 # Save the state dict, build a **fresh, lazy** `MLP` and load the file into it. Loading needs no first call:
@@ -254,14 +259,7 @@ print(summary(new, features))
 
 # %%
 optimizer = dm.optim.SGD(new.head.parameters(), lr=0.5)
-for step in range(61):
-    optimizer.zero_grad()
-    loss = F.cross_entropy(new(features), new_labels)
-    loss.backward()
-    optimizer.step()
-    if step % 20 == 0:
-        print(f'step {step:2d}: loss {loss.item():.4f}')
-print(f'accuracy {accuracy(new, new_labels):.3f}')
+fit(new, optimizer, new_labels)
 print('hidden unchanged:', bool((new.hidden.weight == mlp.hidden.weight).all()))
 
 # %% [markdown]
