@@ -1,98 +1,113 @@
-"""d2lmod, PyTorch and hand-written NumPy side by side: median time of one training step, in one run.
+"""d2lmod, PyTorch and hand-written NumPy side by side: one training step, timed in one process.
 
-    .venv/bin/python bench/bench_core.py            # all workloads
-    .venv/bin/python bench/bench_core.py W1 W2      # some of them
+    ./dev.sh bench                              # this table, then the visualiser's (bench_widgets.py)
+    .venv/bin/python bench/bench_core.py        # only this table
+    .venv/bin/python bench/bench_core.py W1 W2  # some workloads; --seconds S per workload (default 6)
 
-Each step is forward + loss + backward + SGD update, float32, on the same data and starting weights.
-Every library runs with its default threads (BLAS may use both cores for the large matmuls).
+A step is zero_grad, forward, loss, backward and an SGD update, in float32, from the same weights and
+data in all three. Everything runs on one thread (BLAS and PyTorch alike). The three are interleaved:
+short rounds of each in turn, so a busy machine slows all of them alike; the table shows each one's
+median time per step over the rounds.
+
+Before timing, each workload runs 5 steps with lr 0.01 in all three from the same start and checks that
+they compute the same losses, so forward, backward and update agree (the NumPy floor is a correctness
+reference too). The timed steps then use lr 0: the update is still computed and applied, but the weights
+stay put, so every step does the same work (W1's loss, a plain sum, would otherwise run off to -inf and
+NaN within a few thousand steps, and chimera's loop count would drift).
+
+After the table: the time to `import d2lmod`, and the memory of 10,000 training steps with Python's cycle
+collector switched off (it must stay flat: no step's graph may be kept alive by a reference cycle).
 """
 from __future__ import annotations
 
-import statistics
-import sys
-import time
+import os
 
-import numpy as np
+for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ[_var] = '1'  # before NumPy loads its BLAS: one thread everywhere
 
-import d2lmod as dm
-from d2lmod import nn
+import gc  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-WORKLOADS = {  # name: (layer sizes, batch, loss)
-    'W1 chapter MLP 20-256-10, batch 2': ([20, 256, 10], 2, 'mse'),
-    'W3 digits 64-256-10, batch 256, cross-entropy': ([64, 256, 10], 256, 'ce'),
-    'W4 784-1024-1024-10, batch 512': ([784, 1024, 1024, 10], 512, 'ce'),
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import d2lmod as dm  # noqa: E402
+from d2lmod import nn  # noqa: E402
+from d2lmod.nn import functional as F  # noqa: E402
+
+torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
+from chapter_models import make_chimera, torch_twin  # noqa: E402
+
+LR = 0.01  # the learning rate of the loss check; the timed steps use 0 (see the module docstring)
+
+# name: (layer sizes, batch, loss, targets: the most d2lmod/PyTorch and d2lmod/NumPy may be)
+MLPS = {
+    'W1': ('chapter MLP 20-256-10, batch 2, loss = sum', [20, 256, 10], 2, 'sum', (0.30, 1.75)),
+    'W3': ('digits 64-256-10, batch 256, cross-entropy', [64, 256, 10], 256, 'ce', (0.70, 1.2)),
+    'W4': ('784-1024-1024-10, batch 512, cross-entropy', [784, 1024, 1024, 10], 512, 'ce', (1.10, 1.05)),
 }
+CHIMERA = ('chimera, batch 2 (shared layer, constant, loop)', (0.40, 2.3))
 
 
-def median_time(step, seconds=1.0, min_runs=5) -> float:
-    """Median seconds per call of step(), after a warm-up, running for about `seconds`."""
-    for _ in range(3):
-        step()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def data(sizes, batch, loss, seed=0):
+# ---- the multilayer perceptrons (W1, W3, W4) ---------------------------------------------------------------
+def mlp_start(sizes, batch, loss, seed=0):
+    """Weights [(W, b)] with W of shape (out, in), inputs X and targets y: what all three start from."""
     rng = np.random.default_rng(seed)
+    layers = [((rng.uniform(-1, 1, (o, i)) / np.sqrt(i)).astype(np.float32),
+               (rng.uniform(-1, 1, o) / np.sqrt(i)).astype(np.float32)) for i, o in zip(sizes[:-1], sizes[1:])]
     X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], batch) if loss == 'ce' else rng.standard_normal((batch, sizes[-1])).astype(np.float32)
-    return X, y
+    y = rng.integers(0, sizes[-1], batch)
+    return layers, X, y
 
 
-def mlp_layers(sizes, seed=0):
-    """The weights every framework starts from: (W, b) per layer, W of shape (out, in)."""
-    rng = np.random.default_rng(seed)
-    return [((rng.uniform(-1, 1, (o, i)) / np.sqrt(i)).astype(np.float32), np.zeros(o, np.float32))
-            for i, o in zip(sizes[:-1], sizes[1:])]
-
-
-def d2lmod_step(sizes, batch, loss):
-    layers = []
-    for i, (W, b) in enumerate(mlp_layers(sizes)):
+def d2lmod_mlp(layers, X, y, loss, lr):
+    mods = []
+    for i, (W, b) in enumerate(layers):
         lin = nn.Linear(W.shape[1], W.shape[0])
         lin.load_state_dict({'weight': W, 'bias': b})
-        layers += [lin, nn.ReLU()] if i < len(sizes) - 2 else [lin]
-    net = nn.Sequential(*layers)
-    X, y = data(sizes, batch, loss)
-    X, y = dm.tensor(X), dm.tensor(y) if loss == 'mse' else dm.tensor(y, dtype=dm.int64)
-    lossf = nn.functional.mse_loss if loss == 'mse' else nn.functional.cross_entropy
-    opt = dm.optim.SGD(net.parameters(), lr=0.01)
+        mods += [lin, nn.ReLU()] if i < len(layers) - 1 else [lin]
+    net, X, y = nn.Sequential(*mods), dm.tensor(X), dm.tensor(y)
+    opt = dm.optim.SGD(net.parameters(), lr=lr)
 
     def step():
         opt.zero_grad()
-        lossf(net(X), y).backward()
+        out = net(X)
+        value = out.sum() if loss == 'sum' else F.cross_entropy(out, y)
+        value.backward()
         opt.step()
+        return value
     return step
 
 
-def torch_step(sizes, batch, loss):
-    import torch
-    layers = []
-    for i, (W, b) in enumerate(mlp_layers(sizes)):
+def torch_mlp(layers, X, y, loss, lr):
+    mods = []
+    for i, (W, b) in enumerate(layers):
         lin = torch.nn.Linear(W.shape[1], W.shape[0])
         lin.load_state_dict({'weight': torch.from_numpy(W), 'bias': torch.from_numpy(b)})
-        layers += [lin, torch.nn.ReLU()] if i < len(sizes) - 2 else [lin]
-    net = torch.nn.Sequential(*layers)
-    X, y = data(sizes, batch, loss)
-    X, y = torch.from_numpy(X), torch.from_numpy(y)
-    lossf = torch.nn.functional.mse_loss if loss == 'mse' else torch.nn.functional.cross_entropy
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        mods += [lin, torch.nn.ReLU()] if i < len(layers) - 1 else [lin]
+    net, X, y = torch.nn.Sequential(*mods), torch.from_numpy(X), torch.from_numpy(y)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
 
     def step():
         opt.zero_grad()
-        lossf(net(X), y).backward()
+        out = net(X)
+        value = out.sum() if loss == 'sum' else torch.nn.functional.cross_entropy(out, y)
+        value.backward()
         opt.step()
+        return value
     return step
 
 
-def numpy_step(sizes, batch, loss):
-    """The same MLP with its backward pass written out by hand: the floor any autograd pays above."""
-    params = [(W.copy(), b.copy()) for W, b in mlp_layers(sizes)]
-    X, y = data(sizes, batch, loss)
+def numpy_mlp(layers, X, y, loss, lr):
+    """The same step with the backward pass written out by hand: the floor any autograd pays above."""
+    params = [(W.copy(), b.copy()) for W, b in layers]
+    rows = np.arange(len(y))
 
     def step():
         acts = [X]
@@ -100,60 +115,210 @@ def numpy_step(sizes, batch, loss):
             h = acts[-1] @ W.T + b
             acts.append(np.maximum(h, 0) if i < len(params) - 1 else h)
         out = acts[-1]
-        if loss == 'mse':
-            g = 2 * (out - y) / out.size
-        else:
-            p = np.exp(out - out.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            p[np.arange(len(y)), y] -= 1
-            g = p / len(y)
+        if loss == 'sum':
+            value, g = out.sum(), np.ones_like(out)
+        else:  # cross-entropy: mean of -log softmax(out)[i, y_i]; its gradient is (softmax - onehot) / N
+            shifted = out - out.max(1, keepdims=True)
+            e = np.exp(shifted)
+            total = e.sum(1, keepdims=True)
+            value = (np.log(total[:, 0]) - shifted[rows, y]).mean()
+            g = e / total
+            g[rows, y] -= 1
+            g /= len(y)
         for i in reversed(range(len(params))):
             W, b = params[i]
             gW, gb = g.T @ acts[i], g.sum(0)
             if i:
-                g = (g @ W) * (acts[i] > 0)
-            W -= 0.01 * gW
-            b -= 0.01 * gb
+                g = g @ W
+                g *= acts[i] > 0
+            W -= lr * gW
+            b -= lr * gb
+        return value
     return step
 
 
-def chimera_steps():
-    """W2: the chapter's chimera (shared layer, constant weight, while loop), batch 2, SGD on its output."""
-    import torch
-    sys.path.insert(0, 'tests')
-    from chapter_models import make_chimera, torch_twin  # noqa: E402
+# ---- chimera (W2) ---------------------------------------------------------------------------------------------
+def chimera_start():
+    """d2lmod's chimera after its first call (so the lazy layers have their sizes), and an input X."""
     X = np.random.default_rng(0).random((2, 20), dtype=np.float32)
-    ours, theirs = make_chimera(), torch_twin('chimera')
-    ours(dm.tensor(X)), theirs(torch.from_numpy(X))
-    opt_d, opt_t = dm.optim.SGD(ours.parameters(), lr=0.01), torch.optim.SGD(theirs.parameters(), lr=0.01)
-    Xd, Xt = dm.tensor(X), torch.from_numpy(X)
-
-    def d2lmod():
-        opt_d.zero_grad()
-        ours(Xd).backward()
-        opt_d.step()
-
-    def pytorch():
-        opt_t.zero_grad()
-        theirs(Xt).backward()
-        opt_t.step()
-    return d2lmod, pytorch
+    dm.manual_seed(0)
+    net = make_chimera()
+    net(dm.tensor(X))
+    return net, X
 
 
-def main(selected):
-    rows = []
-    for name, (sizes, batch, loss) in WORKLOADS.items():
-        if selected and name.split()[0] not in selected:
-            continue
-        rows.append((name, median_time(d2lmod_step(sizes, batch, loss)),
-                     median_time(torch_step(sizes, batch, loss)), median_time(numpy_step(sizes, batch, loss))))
-    if not selected or 'W2' in selected:
-        d2lmod_fn, torch_fn = chimera_steps()
-        rows.insert(1, ('W2 chimera, batch 2', median_time(d2lmod_fn), median_time(torch_fn), float('nan')))
-    print(f"{'workload':48} {'d2lmod':>10} {'PyTorch':>10} {'NumPy':>10} {'PyTorch/d2lmod':>15}")
-    for name, ours, torch_t, numpy_t in rows:
-        numpy_s = '-' if numpy_t != numpy_t else f'{numpy_t * 1e6:8.0f}us'
-        print(f"{name:48} {ours * 1e6:8.0f}us {torch_t * 1e6:8.0f}us {numpy_s:>10} {torch_t / ours:14.2f}x")
+def d2lmod_chimera(net, X, lr):
+    opt, X = dm.optim.SGD(net.parameters(), lr=lr), dm.tensor(X)
+
+    def step():
+        opt.zero_grad()
+        value = net(X)
+        value.backward()
+        opt.step()
+        return value
+    return step
+
+
+def torch_chimera(net, X, lr):
+    twin, X = torch_twin('chimera'), torch.from_numpy(X)
+    twin(X)  # sizes the lazy layers
+    twin.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in net.state_dict().items()})
+    twin[2].rand_weight = torch.from_numpy(net[2].rand_weight.numpy().copy())
+    opt = torch.optim.SGD(twin.parameters(), lr=lr)
+
+    def step():
+        opt.zero_grad()
+        value = twin(X)
+        value.backward()
+        opt.step()
+        return value
+    return step
+
+
+def numpy_chimera(net, X, lr):
+    """chimera's step by hand: NestMLP (20-64-32-16), Linear(20), then FixedHiddenMLP with its loop."""
+    w = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    (W1, b1), (W2, b2), (W3, b3) = [(w[f'0.{n}.weight'], w[f'0.{n}.bias']) for n in ('net.0', 'net.2', 'linear')]
+    W4, b4, L, c = w['1.weight'], w['1.bias'], w['2.linear.weight'], w['2.linear.bias']
+    R = net[2].rand_weight.numpy().copy()
+
+    def step():
+        h1 = np.maximum(X @ W1.T + b1, 0)
+        h2 = np.maximum(h1 @ W2.T + b2, 0)
+        h3 = h2 @ W3.T + b3
+        h4 = h3 @ W4.T + b4
+        a = h4 @ L.T + c           # the shared layer, first use
+        r = a @ R + 1
+        mask = r > 0
+        r *= mask
+        z = r @ L.T + c            # second use
+        halvings = 0
+        while np.abs(z).sum() > 1:
+            z /= 2
+            halvings += 1
+        value = z.sum()
+        gz = np.full_like(z, 0.5 ** halvings)            # d value / dz after the halvings
+        gL, gc = gz.T @ r, gz.sum(0)                     # second use of L
+        ga = ((gz @ L) * mask) @ R.T
+        gL += ga.T @ h4                                  # first use adds into the same gradient
+        gc += ga.sum(0)
+        g4 = ga @ L
+        g3 = g4 @ W4
+        g2 = (g3 @ W3) * (h2 > 0)
+        g1 = (g2 @ W2) * (h1 > 0)
+        for p, gp in ((L, gL), (c, gc), (W4, g4.T @ h3), (b4, g4.sum(0)), (W3, g3.T @ h2), (b3, g3.sum(0)),
+                      (W2, g2.T @ h1), (b2, g2.sum(0)), (W1, g1.T @ X), (b1, g1.sum(0))):
+            p -= lr * gp
+        return value
+    return step
+
+
+# ---- timing -----------------------------------------------------------------------------------------------------
+def check_same_losses(steps: dict, n: int = 5) -> float:
+    """Run n steps of each from the same start; their losses must agree. Returns the largest relative gap."""
+    losses = {name: [step().item() for _ in range(n)] for name, step in steps.items()}
+    reference = np.array(losses['NumPy'])
+    worst = 0.0
+    for name, values in losses.items():
+        gap = float(np.max(np.abs(np.array(values) - reference) / np.maximum(np.abs(reference), 1e-6)))
+        if gap > 1e-4:
+            raise AssertionError(f"{name} computes other losses than hand-written NumPy: {values} vs {list(reference)}")
+        worst = max(worst, gap)
+    return worst
+
+
+def interleaved_medians(steps: dict, seconds: float) -> dict:
+    """Median seconds per step of each, from short rounds that take turns (about 20 ms each)."""
+    per_round = {}
+    for name, step in steps.items():  # warm up, and size a round to about 20 ms
+        for _ in range(3):
+            step()
+        start = time.perf_counter()
+        step()
+        per_round[name] = max(1, int(0.02 / (time.perf_counter() - start)))
+    times = {name: [] for name in steps}
+    names, deadline, turn = list(steps), time.perf_counter() + seconds, 0
+    while time.perf_counter() < deadline or turn < 10:
+        for name in names[turn % len(names):] + names[:turn % len(names)]:  # each goes first in turn
+            step, n = steps[name], per_round[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            times[name].append((time.perf_counter() - start) / n)
+        turn += 1
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def workloads(selected):
+    """(name, make(lr) -> {library: step}, targets) for each selected workload, in the table's order."""
+    for key, (title, sizes, batch, loss, targets) in MLPS.items():
+        if key == 'W3' and (not selected or 'W2' in selected):
+            yield f'W2 {CHIMERA[0]}', make_chimeras, CHIMERA[1]
+        if not selected or key in selected:
+            start = mlp_start(sizes, batch, loss)
+            yield f'{key} {title}', lambda lr, start=start, loss=loss: {
+                'd2lmod': d2lmod_mlp(*start, loss, lr), 'PyTorch': torch_mlp(*start, loss, lr),
+                'NumPy': numpy_mlp(*start, loss, lr)}, targets
+
+
+def make_chimeras(lr):
+    net, X = chimera_start()
+    theirs, floor = torch_chimera(net, X, lr), numpy_chimera(net, X, lr)  # they copy the weights before training
+    return {'d2lmod': d2lmod_chimera(net, X, lr), 'PyTorch': theirs, 'NumPy': floor}
+
+
+def import_seconds(runs: int = 9) -> float:
+    """Median time of `import d2lmod` (NumPy included) in a fresh interpreter."""
+    code = 'import time; t = time.perf_counter(); import d2lmod; print(time.perf_counter() - t)'
+    return statistics.median(float(subprocess.check_output([sys.executable, '-c', code])) for _ in range(runs))
+
+
+def memory_over_steps(n: int = 10_000) -> tuple:
+    """Resident memory (MB) after 1,000 and after n steps of W1, with the cycle collector off."""
+    layers, X, y = mlp_start([20, 256, 10], 2, 'sum')
+    step = d2lmod_mlp(layers, X, y, 'sum', 0.0)
+    page_mb = os.sysconf('SC_PAGE_SIZE') / 2**20
+    rss = lambda: int(open('/proc/self/statm').read().split()[1]) * page_mb  # noqa: E731
+    gc.collect()
+    gc.disable()  # anything kept alive only by a reference cycle would now pile up
+    try:
+        for i in range(n):
+            step()
+            if i == 999:
+                early = rss()
+        return early, rss()
+    finally:
+        gc.enable()
+
+
+def main(argv):
+    seconds = float(argv[argv.index('--seconds') + 1]) if '--seconds' in argv else 6.0
+    selected = [a for a in argv if a.startswith('W')]
+    print(f'd2lmod {dm.__version__}, PyTorch {torch.__version__}, NumPy {np.__version__}, '
+          f'Python {platform.python_version()}; {platform.processor() or platform.machine()}, '
+          f'{os.cpu_count()} cores, one thread used')
+    print(f"{'workload':58} {'d2lmod':>9} {'PyTorch':>9} {'NumPy':>9}  {'d2lmod/PyTorch':>16}  {'d2lmod/NumPy':>14}")
+    missed = []
+    for name, make, (vs_torch, vs_numpy) in workloads(selected):
+        check_same_losses(make(LR))
+        t = interleaved_medians(make(0.0), seconds)
+        r_torch, r_numpy = t['d2lmod'] / t['PyTorch'], t['d2lmod'] / t['NumPy']
+        marks = [' ' if r_torch <= vs_torch else '!', ' ' if r_numpy <= vs_numpy else '!']
+        missed += [f'{name.split()[0]} vs PyTorch'] * (marks[0] == '!') + [f'{name.split()[0]} vs NumPy'] * (marks[1] == '!')
+        print(f"{name:58} {fmt(t['d2lmod'])} {fmt(t['PyTorch'])} {fmt(t['NumPy'])}  "
+              f"{r_torch:5.2f} (<= {vs_torch:.2f}){marks[0]} {r_numpy:5.2f} (<= {vs_numpy:.2f}){marks[1]}")
+    print('Losses agree in all three (5 steps, relative gap <= 1e-4). "!" marks a ratio above its target.')
+    if missed:
+        print('Targets missed:', ', '.join(missed))
+    if selected:
+        return
+    print(f'import d2lmod (NumPy included), median of 9 fresh interpreters: {1000 * import_seconds():.0f} ms')
+    early, late = memory_over_steps()
+    print(f'memory of W1 with the cycle collector off: {early:.1f} MB after 1,000 steps, {late:.1f} MB after 10,000')
+
+
+def fmt(seconds: float) -> str:
+    return f'{seconds * 1e6:7.0f}us' if seconds < 1e-2 else f'{seconds * 1e3:7.2f}ms'
 
 
 if __name__ == '__main__':

@@ -23,9 +23,9 @@ def functional_call(module: Module, params_and_buffers: dict, *args, **kwargs):
                                f"its keys are {list(module.state_dict())}")
             if not isinstance(value, Tensor):
                 raise TypeError(f"functional_call: '{key}' must be a Tensor, got a {type(value).__name__}")
-            swapped.append((registry, name, registry[name]))
-            registry[name] = value
+            swapped.append((owner, registry, name, registry[name]))
+            registry[name] = vars(owner)[name] = value  # both places a Module keeps it (see nn/module.py)
         return module(*args, **kwargs)
     finally:
-        for registry, name, original in reversed(swapped):  # put every original back, even after an error
-            registry[name] = original
+        for owner, registry, name, original in reversed(swapped):  # put every original back, even after an error
+            registry[name] = vars(owner)[name] = original

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor, resolve_to
+from .tensor import Tensor, _State, resolve_to
 
 result = Tensor._result
 
@@ -102,22 +102,25 @@ def matmul_shape(sa, sb):
 def linear(x, weight, bias=None):
     """y = x @ W^T + b as one op (one graph node per layer call).  x: (..., in) -> (..., out)"""
     xd, wd = x.data, weight.data
-    if wd is not None and (x.ndim == 0 or x.shape[-1] != wd.shape[1]):
+    if wd is None:
+        raise ValueError(f"linear: {weight!r} is not initialized yet; a lazy layer sets its parameters' shapes "
+                         "on its first call, so run the model once on an input first")
+    if xd.ndim == 0 or xd.shape[-1] != wd.shape[1]:
         raise ValueError(f"expected input whose last dimension is in_features={wd.shape[1]}, got shape "
-                         f"{x.shape}; feed it {wd.shape[1]} features "
+                         f"{xd.shape}; feed it {wd.shape[1]} features "
                          "(a LazyLinear fixes in_features on its first call)")
-    if x.dtype != weight.dtype and wd is not None:
-        raise TypeError(f"got a {x.dtype} input but the weights are {weight.dtype}; convert the input with "
-                        f".to(dm.{weight.dtype}) (NumPy arrays default to float64) or the model with .to()")
-    out = _binary('linear', lambda a, w: a @ w.T, x, weight)
+    if xd.dtype != wd.dtype:
+        raise TypeError(f"got a {xd.dtype} input but the weights are {wd.dtype}; convert the input with "
+                        f".to(dm.{wd.dtype}) (NumPy arrays default to float64) or the model with .to()")
+    out = xd @ wd.T
     if bias is not None:
         out += bias.data  # in place: out is a fresh array, and one allocation fewer
 
     need_x = x.requires_grad  # the first layer's input (the data) needs no gradient: skip that matmul
 
     def backward(g):
-        g2, x2 = g.reshape(-1, g.shape[-1]), xd.reshape(-1, xd.shape[-1])
         # dy/dx = g W;  dy/dW = g^T x (summed over the batch);  dy/db = sum of g over the batch
+        g2, x2 = (g, xd) if g.ndim == 2 else (g.reshape(-1, g.shape[-1]), xd.reshape(-1, xd.shape[-1]))  # batch dims as one
         return g @ wd if need_x else None, g2.T @ x2, (g2.sum(0) if bias is not None else None)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return result(out, parents, 'linear', backward)
@@ -140,8 +143,8 @@ def abs(a):
 
 
 def relu(a):
-    mask = a.data > 0
-    return result(a.data * mask, (a,), 'relu', lambda g: (g * mask,))  # passes g where a > 0
+    out = np.maximum(a.data, 0)
+    return result(out, (a,), 'relu', lambda g: (g * (out > 0),))  # passes g where a > 0
 
 
 def sigmoid(a):
@@ -168,10 +171,12 @@ def clone(a):
 
 # ---- reductions -----------------------------------------------------------------------------------------
 def _spread(g, shape, dim, keepdim):
-    """Undo a reduction over dim: every reduced element gets the output's gradient."""
+    """Undo a reduction over dim: every reduced element gets the output's gradient (a fresh array)."""
     if dim is not None and not keepdim:
         g = np.expand_dims(g, dim)
-    return np.broadcast_to(g, shape)
+    full = np.empty(shape, g.dtype)
+    full[...] = g  # broadcast g over the reduced dimensions
+    return full
 
 
 def sum(a, dim=None, keepdim=False):
@@ -281,7 +286,8 @@ def inplace(fn, symbol):
         new._parents = tuple(old if p is self else p for p in new._parents)
         new.data = new.data.astype(self.dtype, copy=False)
         self.__dict__.update(new.__dict__)
-        self._version, self._before = old._version + 1, old  # ops that used the old value still find it
+        _State.inplace_clock += 1
+        self._changed_at, self._before = _State.inplace_clock, old  # ops that used the old value still find it
         return self
     return update
 

@@ -36,10 +36,15 @@ class Optimizer:
     def step(self) -> None:
         for p in self.params:
             if p.grad is not None and p.data is not None:  # a lazy parameter waits for its first call
-                self._update(p, p.grad.data, self.state.setdefault(id(p), {}))
+                self._update(p, p.grad.data)
 
-    def _update(self, p, g, state) -> None:
+    def _update(self, p, g) -> None:
+        """Change p.data in place, given its gradient g (a NumPy array)."""
         raise NotImplementedError
+
+    def _state(self, p) -> dict:
+        """p's running numbers (momentum, Adam's averages), kept between steps."""
+        return self.state.setdefault(id(p), {})
 
 
 class SGD(Optimizer):
@@ -49,13 +54,14 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
 
-    def _update(self, p, g, state):
+    def _update(self, p, g):
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         if self.momentum:
+            state = self._state(p)
             state['v'] = g.copy() if 'v' not in state else self.momentum * state['v'] + g
             g = state['v']
-        p.data -= (self.lr * g).astype(p.dtype, copy=False)
+        p.data -= self.lr * g  # lr is a Python float, so NumPy keeps g's dtype: float32 stays float32
 
 
 class Adam(Optimizer):
@@ -66,8 +72,8 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
-    def _update(self, p, g, state):
-        b1, b2 = self.betas
+    def _update(self, p, g):
+        b1, b2, state = *self.betas, self._state(p)
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         if not state:

@@ -1,15 +1,18 @@
 """Tensor: a NumPy array that remembers how it was made, and backward() to differentiate it."""
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
 
 
 class _State:
-    """The two switches autograd reads while it records (the documented globals of d2lmod)."""
+    """What autograd reads while it records (the documented globals of d2lmod)."""
     grad_enabled = True   # False inside `with no_grad():`
     module_call = None    # the innermost running Module call; new tensors point to it (see nn/module.py)
+    inplace_clock = 0     # how many recorded in-place updates (x *= 2) have happened so far (see Tensor._inputs)
 
 
 class no_grad:
@@ -69,14 +72,15 @@ class Tensor:
     grad = None          # a Tensor once backward() has reached this leaf
     _parents = ()        # the tensors this one was computed from (a tuple: order is stable)
     _backward = None     # g -> one gradient per parent (set by the op that made this tensor)
-    _versions = []       # each parent's _version when this one was computed (see _inputs); never mutated
-    _version = 0         # how many in-place ops have changed this tensor (x += 1 adds one)
+    _made_at = 0         # the in-place clock when this tensor was computed (see _inputs)
+    _changed_at = 0      # the in-place clock when an in-place update last changed this tensor (0: never)
+    _before = None       # after such an update: this tensor as it was before it, a tensor of its own
     _op = ''             # the op's name, for repr and the visualiser
     _call = None         # the module call that made it
     _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = as_array(data, dtype)
+        self.data = data if type(data) is np.ndarray and dtype is None else as_array(data, dtype)
         if requires_grad:
             self.requires_grad_()
 
@@ -87,18 +91,21 @@ class Tensor:
         if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep .data an array
             data = np.asarray(data)
         out.data, out._op, out._call = data, op, _State.module_call
-        if _State.grad_enabled and any(p.requires_grad for p in parents):
-            out.requires_grad, out._parents, out._backward = True, parents, backward
-            out._versions = [p._version for p in parents]
+        if _State.grad_enabled:
+            for p in parents:
+                if p.requires_grad:  # at least one parent needs a gradient: remember how out was made
+                    out.requires_grad, out._parents, out._backward = True, parents, backward
+                    out._made_at = _State.inplace_clock
+                    break
         return out
 
     def _inputs(self) -> tuple:
-        """The parents as they were when self was computed (one changed in place since has its old node in _before)."""
-        if [p._version for p in self._parents] == self._versions:  # the usual case: nothing changed in place
+        """The parents as they were when self was computed: one changed in place since hands over its old self."""
+        if self._made_at == _State.inplace_clock:  # the usual case: no in-place update anywhere since
             return self._parents
         inputs = []
-        for p, version in zip(self._parents, self._versions):
-            while p._version != version:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
+        for p in self._parents:
+            while p._changed_at > self._made_at:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
                 p = p._before
             inputs.append(p)
         return tuple(inputs)
@@ -213,45 +220,56 @@ class Tensor:
                 raise RuntimeError(f"backward() without an argument needs a one-element output, this one has "
                                    f"shape {self.shape}; reduce it first (e.g. y.sum().backward()) or pass "
                                    "a gradient of that shape: y.backward(g)")
-            gradient = np.ones_like(self.data)
-        gradient = as_array(gradient, self.dtype)
+            gradient = np.ones(self.data.shape, self.data.dtype)
+        else:
+            gradient = as_array(gradient, self.dtype)  # a copy, cast to our dtype
         if gradient.shape != self.shape:
             raise RuntimeError(f"backward(gradient): the gradient has shape {gradient.shape} but the tensor "
                                f"has shape {self.shape}; they must match")
         grads = {self: gradient}       # d(self)/d(node) for the nodes reached so far (keyed by identity)
-        uses = {}                      # leaf -> [(module call, gradient)], one entry per use of the leaf
-        for node in reversed(self._topological_order()):
+        uses = defaultdict(list)       # leaf -> [(module call, gradient)], one entry per use of the leaf
+        held = set()                   # ids of the arrays leaves keep: a second leaf handed one must copy it
+        for node, inputs in reversed(self._topological_order()):
             g = grads.pop(node, None)
             if g is None:
                 continue
-            if not node._parents:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
-                g = g.astype(node.dtype)  # a copy, so no two leaves share one array
+            if not inputs:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
+                if g.base is not None or id(g) in held or g.dtype != node.data.dtype:
+                    g = g.astype(node.data.dtype)  # a copy: no two leaves share memory, nor a leaf and a view
+                held.add(id(g))
                 node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
                 parts = uses.get(node, ())
                 node._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
                 continue
-            for parent, pg in zip(node._inputs(), node._backward(g)):
+            for parent, pg in zip(inputs, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = unbroadcast(pg, parent.shape)
+                if pg.shape != parent.data.shape:
+                    pg = unbroadcast(pg, parent.data.shape)
                 # chain rule: a tensor used twice gets the sum of both uses' gradients
                 grads[parent] = grads[parent] + pg if parent in grads else pg
                 if not parent._parents:
-                    uses.setdefault(parent, []).append((node._call, pg))
+                    uses[parent].append((node._call, pg))
 
     def _topological_order(self) -> list:
-        """Every tensor that self depends on (and needs a gradient), parents before children; no recursion."""
-        order, seen, stack = [], {self}, [(self, iter(self._inputs()))]
+        """(tensor, its inputs) for self and every tensor it depends on that needs a gradient, each after its
+        inputs. Depth-first without recursion, so a graph of any depth fits."""
+        order, seen = [], {self}
+        inputs = self._inputs()
+        stack = [(self, inputs, iter(inputs))]
         while stack:
-            node, parents = stack[-1]
-            for p in parents:
+            node, inputs, todo = stack[-1]
+            for p in todo:
                 if p.requires_grad and p not in seen:
                     seen.add(p)
-                    stack.append((p, iter(p._inputs())))
-                    break
-            else:  # all parents done
+                    if p._parents:  # visit p's inputs first; come back to node's other inputs later
+                        p_inputs = p._inputs()
+                        stack.append((p, p_inputs, iter(p_inputs)))
+                        break
+                    order.append((p, ()))  # a leaf: nothing below it
+            else:  # all of node's inputs are in order
                 stack.pop()
-                order.append(node)
+                order.append((node, inputs))
         return order
 
 

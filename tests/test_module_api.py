@@ -52,7 +52,33 @@ def test_assigning_a_parameter_or_module_registers_it():
     assert names(m.named_parameters()) == ['scale', 'linear.weight', 'linear.bias']
     assert names(m.named_children()) == ['linear']
     assert m.scale is m._parameters['scale'] and m.linear is m._modules['linear']
-    assert 'scale' not in m.__dict__ and 'linear' not in m.__dict__  # only in the registries, as in torch
+
+
+
+def test_registered_things_are_plain_attributes_too_and_stay_in_step():
+    """Module keeps each registered thing in __dict__ as well (fast reads); every change reaches both places."""
+    m = WithEverything()
+    registered = {'scale': m._parameters, 'running': m._buffers, 'scratch': m._buffers, 'linear': m._modules}
+    for name, registry in registered.items():
+        assert vars(m)[name] is registry[name]
+    m.scale = nn.Parameter(dm.zeros(2))            # replaced: both places, order kept
+    m.running = dm.ones(3)
+    m.scratch = dm.ones(3)                         # still a non-persistent buffer, as in torch
+    m.linear = None
+    m.register_parameter('extra', nn.Parameter(dm.ones(1)))
+    m.add_module('linear', nn.Linear(1, 1))        # add_module may replace a child, as in torch
+    for name, registry in {**registered, 'extra': m._parameters}.items():
+        assert vars(m)[name] is registry[name]
+    assert list(m._parameters) == ['scale', 'extra'] and m.scale.shape == (2,)
+    assert 'scratch' not in m.state_dict() and 'running' in m.state_dict()
+    m.scale = None
+    assert vars(m)['scale'] is None and m._parameters['scale'] is None
+    del m.scale, m.running, m.linear
+    for name in ('scale', 'running', 'linear'):
+        assert name not in vars(m) and name not in m._parameters and name not in m._buffers \
+            and name not in m._modules
+    m.linear = dm.ones(2)                          # the name is free again: now a plain (unregistered) tensor
+    assert 'linear' not in m._modules and m.linear.shape == (2,)
 
 
 def test_registration_matches_torch(torch):

@@ -16,6 +16,15 @@ from d2lmod.tensor import Tensor, no_grad
 # Module's own bookkeeping attributes: dicts that hold registered things, not hidden ones
 _REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_non_persistent', 'training'}
 
+
+def _plain_attributes(module: Module):
+    """(name, value) of the attributes a module holds for itself: not its bookkeeping, not registered things
+    (Module keeps a registered parameter, buffer or child in __dict__ too, for fast reading)."""
+    for name, value in module.__dict__.items():
+        if name not in _REGISTRIES and name not in module._parameters and name not in module._buffers \
+                and name not in module._modules:
+            yield name, value
+
 # the short tags shown next to a module, in the order they are listed
 TAGS = ('shared', 'repeated', 'called', 'not called', 'plain tensor', 'hidden', 'buffer', 'frozen', 'lazy')
 
@@ -201,10 +210,8 @@ def _distinct(items: list) -> list:
 def _plain_notes(path: str, module: Module, registered: set) -> list:
     """Notes for plain tensor attributes and for modules/parameters hidden in lists, tuples and dicts."""
     notes = []
-    for attr, value in module.__dict__.items():
+    for attr, value in _plain_attributes(module):
         where = f'{path}.{attr}' if path else attr
-        if attr in _REGISTRIES:
-            continue
         if isinstance(value, Tensor):
             trains = ('; it has requires_grad=True, so it trains only if you hand it to the optimizer yourself'
                       if value.requires_grad else '')
@@ -237,8 +244,8 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
 
 
 def _plain_numbers(modules) -> int:
-    return sum(int(v.data.size) for m in modules for a, v in m.__dict__.items()
-               if a not in _REGISTRIES and isinstance(v, Tensor) and v.data is not None)
+    return sum(int(v.data.size) for m in modules for _, v in _plain_attributes(m)
+               if isinstance(v, Tensor) and v.data is not None)
 
 
 # ---- the model, as data -------------------------------------------------------------------------------

@@ -57,9 +57,8 @@ class LazyLinear(Linear):
         super().__init__(None, out_features, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = _need_tensor(x, 'LazyLinear')
         if self.weight.data is None:
-            if x.ndim == 0:
+            if _need_tensor(x, 'LazyLinear').ndim == 0:
                 raise ValueError("expected an input of shape (..., in_features), got a scalar")
             self.reset_parameters(x.shape[-1])  # the same Parameter objects get their values: optimizers keep them
         return super().forward(x)

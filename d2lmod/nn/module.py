@@ -69,6 +69,7 @@ for _name, _member in list(vars(Tensor).items()):
 
 class ModuleCall:
     """One run of a module's forward. Tensors made during it point here; the visualiser groups by it."""
+    __slots__ = ('module', 'parent', 'index')  # one is made per module call: keep it small and quick
     _counter = itertools.count()
 
     def __init__(self, module, parent):
@@ -118,9 +119,10 @@ class Module:
         _State.module_call = ModuleCall(self, parent)
         try:
             out = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()) if self._forward_hooks else ():
-                changed = hook(self, args, out)
-                out = out if changed is None else changed
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    changed = hook(self, args, out)
+                    out = out if changed is None else changed
             return out
         except Exception as error:
             if '_d2lmod_module' not in error.__dict__:
@@ -138,35 +140,45 @@ class Module:
         return handle
 
     # ---- registration by attribute assignment ----------------------------------------------------------
+    # A registered parameter, buffer or child lives in two places: its registry (_parameters, _buffers or
+    # _modules: the kind and the order that parameters(), state_dict() and to() walk) and the instance's
+    # __dict__, so that reading self.weight in forward is an ordinary attribute lookup. (PyTorch keeps it in
+    # the registry only and finds it through __getattr__, which costs about 2 us per read.) _register and
+    # _forget are the only places that write them, so the two always agree.
     def __setattr__(self, name: str, value) -> None:
         params = self.__dict__.get('_parameters')
         if params is None and isinstance(value, (Parameter, Module)):
             raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() "
                                  f"has run; call super().__init__() first in {type(self).__name__}.__init__")
         if isinstance(value, Parameter):
-            self._forget(name, keep=params)
-            params[name] = value
+            self._register(params, name, value)
         elif isinstance(value, Module):
-            self._forget(name, keep=self._modules)
-            self._modules[name] = value
+            self._register(self._modules, name, value)
         elif params is not None and name in self._buffers:
-            self._buffers[name] = None if value is None else _checked(value, f"buffer '{name}'", Tensor)
+            self._register(self._buffers, name, None if value is None else _checked(value, f"buffer '{name}'", Tensor))
         elif params is not None and name in params:
-            params[name] = None if value is None else _checked(value, f"parameter '{name}'", Parameter)
+            self._register(params, name, None if value is None else _checked(value, f"parameter '{name}'", Parameter))
         elif params is not None and name in self._modules:
-            self._modules[name] = None if value is None else _checked(value, f"submodule '{name}'", Module)
+            self._register(self._modules, name, None if value is None else _checked(value, f"submodule '{name}'", Module))
         else:  # a plain attribute; a Tensor here is NOT registered (not a parameter, not saved, not moved)
             object.__setattr__(self, name, value)
 
+    def _register(self, registry: dict, name: str, value) -> None:
+        """Put value under name in registry (where an old entry of it stood) and in __dict__; nowhere else."""
+        self._forget(name, keep=registry)
+        registry[name] = value
+        object.__setattr__(self, name, value)
+
     def _forget(self, name: str, keep: dict | None = None) -> None:
-        """Drop name from every registry but keep, whose entry is replaced where it is (the order stays, as in torch)."""
+        """Drop name from __dict__ and every registry but keep, whose entry stays in place (the order stays, as in torch)."""
         for registry in (self.__dict__, self._parameters, self._buffers, self._modules):
             if registry is not keep:
                 registry.pop(name, None)
-        self._non_persistent.discard(name)
+        if keep is not self._buffers:
+            self._non_persistent.discard(name)
 
     def __getattr__(self, name: str):
-        # only called when normal lookup fails: look in the registries, else explain
+        # only called when normal lookup fails: look in the registries (written directly), else explain
         registries = [self.__dict__.get(r) for r in ('_parameters', '_buffers', '_modules')]
         if registries[0] is None:
             raise AttributeError(f"{type(self).__name__} has no attribute '{name}': Module.__init__() has not "
@@ -191,23 +203,23 @@ class Module:
             raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module('{name}', ...) expects a Module, got {type(module).__name__}")
-        if name in self.__dict__:
-            raise KeyError(f"'{name}' is already a plain attribute of {type(self).__name__}")
-        self._modules[name] = module
+        if name in self.__dict__ and name not in self._modules:
+            raise KeyError(f"'{name}' is already an attribute of {type(self).__name__}")
+        self._register(self._modules, name, module)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None:
             _checked(param, f"parameter '{name}'", Parameter)
-        self._forget(name, keep=self._parameters)
-        self._parameters[name] = param
+        self._register(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor the module owns but does not train: moved by to(), saved in state_dict if persistent."""
         if tensor is not None:
             _checked(tensor, f"buffer '{name}'", Tensor)
-        self._forget(name, keep=self._buffers)
-        self._buffers[name] = tensor
-        if not persistent:
+        self._register(self._buffers, name, tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
 
     # ---- one traversal serves every listing ------------------------------------------------------------
