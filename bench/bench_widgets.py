@@ -1,6 +1,8 @@
-"""How long the visualiser takes: summary and tree of a ~1,000-module model, and the cost of live updates.
+"""How long the visualiser takes: against model size (10 to 5,000 modules), in detail on a 1,060-module model,
+and the cost of live updates during training.
 
-    .venv/bin/python bench/bench_widgets.py
+    .venv/bin/python bench/bench_widgets.py            # all of it (./dev.sh bench runs it too)
+    .venv/bin/python bench/bench_widgets.py --sizes    # only the table against model size
 
 Prints the median of a few runs for each. Live-update overhead is measured on a 64-256-10 MLP, batch 256,
 cross_entropy, plain SGD: the same training loop with and without explorer.update(loss) each step.
@@ -18,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import d2lmod as dm  # noqa: E402
 from d2lmod.nn import functional as F  # noqa: E402
-from d2lmod.widgets import Explorer, GradFlow, ModuleTree, summary  # noqa: E402
+from d2lmod.widgets import Explorer, GradFlow, GraphView, ModuleTree, summary  # noqa: E402
+from d2lmod.widgets.graph import collapse, trace  # noqa: E402
 from models import make_digits_mlp, make_transformer_like  # noqa: E402
 
 
@@ -29,6 +32,23 @@ def median_seconds(fn, repeat: int = 5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def bench_sizes(blocks=(1, 8, 90, 454)) -> None:
+    """summary, tree and graph of Transformer-shaped models from about 10 to about 5,000 modules."""
+    print(f"{'modules':>8} {'graph ops':>10} {'summary':>10} {'ModuleTree':>11} {'trace':>9} {'collapse':>9} "
+          f"{'GraphView':>10} {'forward':>9}   (median ms; the graph folds to at most 100 nodes)")
+    for n in blocks:
+        dm.manual_seed(0)
+        model, x = make_transformer_like(blocks=n), dm.randn(2, 16, 24)
+        out = model(x)
+        graph = trace(out, model)
+        ops = sum(node.kind == 'op' for node in graph.nodes)
+        times = [median_seconds(fn, repeat=3) for fn in (
+            lambda: str(summary(model)), lambda: ModuleTree(model), lambda: trace(out, model),
+            lambda: collapse(graph), lambda: GraphView(out, model=model), lambda: model(x))]
+        print(f'{len(list(model.modules())):8,} {ops:10,} ' + ' '.join(f'{1000 * t:{w}.1f}' for t, w in
+                                                                     zip(times, (10, 11, 9, 9, 10, 9))))
 
 
 def bench_big_model() -> None:
@@ -125,6 +145,10 @@ def _print_stream(msg) -> None:
 
 
 if __name__ == '__main__':
+    bench_sizes()
+    if '--sizes' in sys.argv:
+        sys.exit()
+    print()
     bench_big_model()
     print()
     bench_live()

@@ -21,16 +21,18 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """x + attention(x), then x + mlp(x); the mlp's first layer is lazy."""
+    """x + attention(x), then x + mlp(x); the mlp's first layer is lazy. Each branch is scaled down by
+    `residual` so that activations stay finite through thousands of blocks (there is no normalization)."""
 
-    def __init__(self, d: int, hidden: int):
+    def __init__(self, d: int, hidden: int, residual: float = 1.0):
         super().__init__()
         self.attn = Attention(d)
         self.mlp = nn.Sequential(nn.LazyLinear(hidden), nn.ReLU(), nn.Linear(hidden, d), nn.Dropout(0.0))
+        self.residual = residual
 
     def forward(self, x):
-        x = x + self.attn(x)
-        return x + self.mlp(x)
+        x = x + self.attn(x) * self.residual
+        return x + self.mlp(x) * self.residual
 
 
 class TransformerLike(nn.Module):
@@ -39,7 +41,7 @@ class TransformerLike(nn.Module):
     def __init__(self, blocks: int, d: int, vocab: int):
         super().__init__()
         self.embed = nn.LazyLinear(d)
-        self.blocks = nn.ModuleList([Block(d, 4 * d) for _ in range(blocks)])
+        self.blocks = nn.ModuleList([Block(d, 4 * d, residual=1 / math.sqrt(2 * blocks)) for _ in range(blocks)])
         self.head = nn.Linear(d, vocab)
 
     def forward(self, x):

@@ -44,6 +44,7 @@ def _binary(name, fn, a, b):
 
 
 # ---- arithmetic -------------------------------------------------------------------------------------
+# A rule computes a gradient only for an input that needs one (x * 2 sends nothing back to the 2).
 def add(a, b):
     a, b = lift(a, b), lift(b, a)
     return result(_binary('add', np.add, a, b), (a, b), 'add', lambda g: (g, g))
@@ -51,20 +52,24 @@ def add(a, b):
 
 def sub(a, b):
     a, b = lift(a, b), lift(b, a)
-    return result(_binary('sub', np.subtract, a, b), (a, b), 'sub', lambda g: (g, -g))
+    need_b = b.requires_grad
+    return result(_binary('sub', np.subtract, a, b), (a, b), 'sub', lambda g: (g, -g if need_b else None))
 
 
 def mul(a, b):
     a, b = lift(a, b), lift(b, a)
-    ad, bd = a.data, b.data
-    return result(_binary('mul', np.multiply, a, b), (a, b), 'mul', lambda g: (g * bd, g * ad))  # d(ab)=b da+a db
+    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    # d(ab) = b da + a db
+    return result(_binary('mul', np.multiply, a, b), (a, b), 'mul',
+                  lambda g: (g * bd if need_a else None, g * ad if need_b else None))
 
 
 def div(a, b):
     a, b = lift(a, b), lift(b, a)
-    ad, bd = a.data, b.data
+    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    # d(a/b) = da/b - a db/b^2
     return result(_binary('div', np.divide, a, b), (a, b), 'div',
-                  lambda g: (g / bd, -g * ad / (bd * bd)))  # d(a/b) = da/b - a db/b^2
+                  lambda g: (g / bd if need_a else None, -g * ad / (bd * bd) if need_b else None))
 
 
 def pow(a, b):
@@ -218,6 +223,23 @@ def log_softmax(a, dim=-1):
     return result(out, (a,), 'log_softmax', lambda g: (g - soft * g.sum(axis=dim, keepdims=True),))
 
 
+def cross_entropy(logits, labels):
+    """-mean_i log softmax(logits_i)[labels_i] as one op: a classifier's loss.  logits (N, C), labels (N,) ints"""
+    a, rows = logits.data, np.arange(len(labels))
+    shifted = a - a.max(axis=1, keepdims=True)  # the same softmax, and exp cannot overflow
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    # log softmax(a)_y = shifted_y - log sum_j exp(shifted_j)
+    loss = (np.log(total[:, 0]) - shifted[rows, labels]).mean()
+
+    def backward(g):
+        # d loss / d logits_ij = (softmax_ij - [j == labels_i]) / N
+        grad = e / total
+        grad[rows, labels] -= 1
+        return (grad * (g / len(labels)),)
+    return result(loss, (logits,), 'cross_entropy', backward)
+
+
 # ---- shapes and indexing ----------------------------------------------------------------------------------
 def reshape(a, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -264,7 +286,7 @@ def cat(tensors, dim=0):
 
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient."""
-    return lambda a, b: Tensor(fn(a.data, b.data if isinstance(b, Tensor) else b))
+    return lambda a, b: result(fn(a.data, b.data if isinstance(b, Tensor) else b), (), 'compare', None)
 
 
 # ---- in-place updates ----------------------------------------------------------------------------------

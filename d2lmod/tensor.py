@@ -101,11 +101,17 @@ class Tensor:
 
     def _inputs(self) -> tuple:
         """The parents as they were when self was computed: one changed in place since hands over its old self."""
-        if self._made_at == _State.inplace_clock:  # the usual case: no in-place update anywhere since
-            return self._parents
+        made_at, parents = self._made_at, self._parents
+        if made_at == _State.inplace_clock:
+            return parents  # the usual case: no in-place update anywhere since
+        for p in parents:
+            if p._changed_at > made_at:
+                break
+        else:
+            return parents  # none of self's parents was changed since
         inputs = []
-        for p in self._parents:
-            while p._changed_at > self._made_at:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
+        for p in parents:
+            while p._changed_at > made_at:  # y = x * 2; x *= 3: y's gradient goes to x as it was before the *3
                 p = p._before
             inputs.append(p)
         return tuple(inputs)
@@ -164,7 +170,7 @@ class Tensor:
         if self.data.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                                "reduce it to one element first, e.g. (x > 0).all() or x.sum() > 1")
-        return bool(self.data.reshape(-1)[0])
+        return bool(self.data)
 
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
@@ -226,20 +232,11 @@ class Tensor:
         if gradient.shape != self.shape:
             raise RuntimeError(f"backward(gradient): the gradient has shape {gradient.shape} but the tensor "
                                f"has shape {self.shape}; they must match")
-        grads = {self: gradient}       # d(self)/d(node) for the nodes reached so far (keyed by identity)
+        grads = {self: gradient}       # d(self)/d(t) for the tensors reached so far (keyed by identity)
         uses = defaultdict(list)       # leaf -> [(module call, gradient)], one entry per use of the leaf
-        held = set()                   # ids of the arrays leaves keep: a second leaf handed one must copy it
-        for node, inputs in reversed(self._topological_order()):
-            g = grads.pop(node, None)
+        for node, inputs in reversed(self._topological_order()):  # from self back to the leaves
+            g = grads.pop(node, None)  # complete now: every tensor computed from node has sent its share
             if g is None:
-                continue
-            if not inputs:  # a leaf keeps its gradient; intermediate ones are dropped, as in PyTorch
-                if g.base is not None or id(g) in held or g.dtype != node.data.dtype:
-                    g = g.astype(node.data.dtype)  # a copy: no two leaves share memory, nor a leaf and a view
-                held.add(id(g))
-                node.grad = Tensor(g) if node.grad is None else Tensor(node.grad.data + g)
-                parts = uses.get(node, ())
-                node._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
                 continue
             for parent, pg in zip(inputs, node._backward(g)):
                 if pg is None or not parent.requires_grad:
@@ -250,23 +247,32 @@ class Tensor:
                 grads[parent] = grads[parent] + pg if parent in grads else pg
                 if not parent._parents:
                     uses[parent].append((node._call, pg))
+        # What is left in grads belongs to leaves: they keep it in .grad (intermediate tensors do not, as in PyTorch).
+        kept = set()  # ids of the arrays leaves keep: a leaf handed one of them, or a view, keeps a copy
+        for leaf, g in grads.items():
+            if g.base is not None or id(g) in kept or g.dtype != leaf.data.dtype:
+                g = g.astype(leaf.data.dtype)
+            kept.add(id(g))
+            leaf.grad = Tensor(g) if leaf.grad is None else Tensor(leaf.grad.data + g)
+            parts = uses.get(leaf, ())
+            leaf._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
 
     def _topological_order(self) -> list:
-        """(tensor, its inputs) for self and every tensor it depends on that needs a gradient, each after its
-        inputs. Depth-first without recursion, so a graph of any depth fits."""
+        """(tensor, its inputs) for self and every computed (non-leaf) tensor it depends on that needs a
+        gradient, each after its inputs. A depth-first search without recursion, so any depth fits."""
+        if not self._parents:
+            return []  # a leaf: backward() leaves its gradient in grads, for the leaves' loop
         order, seen = [], {self}
         inputs = self._inputs()
         stack = [(self, inputs, iter(inputs))]
         while stack:
             node, inputs, todo = stack[-1]
             for p in todo:
-                if p.requires_grad and p not in seen:
+                if p._parents and p.requires_grad and p not in seen:  # visit p's inputs first, then come back
                     seen.add(p)
-                    if p._parents:  # visit p's inputs first; come back to node's other inputs later
-                        p_inputs = p._inputs()
-                        stack.append((p, p_inputs, iter(p_inputs)))
-                        break
-                    order.append((p, ()))  # a leaf: nothing below it
+                    p_inputs = p._inputs()
+                    stack.append((p, p_inputs, iter(p_inputs)))
+                    break
             else:  # all of node's inputs are in order
                 stack.pop()
                 order.append((node, inputs))

@@ -424,3 +424,40 @@ def test_values_used_before_an_inplace_update_keep_their_gradient_like_pytorch()
         grads.append(np.asarray(a.grad.tolist()))
     np.testing.assert_array_equal(grads[0], grads[1])
     np.testing.assert_array_equal(grads[0], [2.0, 2.0])
+
+
+def test_backward_on_a_leaf_itself_fills_its_grad_with_a_copy_of_the_gradient():
+    w = dm.tensor([1.0, 2.0], requires_grad=True)
+    g = np.array([3.0, 4.0], np.float32)
+    w.backward(g)
+    np.testing.assert_array_equal(w.grad.data, g)
+    g[0] = 0  # changing the caller's array later must not change w.grad
+    np.testing.assert_array_equal(w.grad.data, [3.0, 4.0])
+
+
+def test_no_two_leaves_share_a_gradient_array_and_none_is_a_view():
+    """add sends the same array to both inputs, reshape and cat send views; every .grad must be its own array."""
+    a, b = dm.ones(2, 3, requires_grad=True), dm.ones(2, 3, requires_grad=True)
+    c, d = dm.ones(6, requires_grad=True), dm.ones(1, 3, requires_grad=True)
+    (a + b + c.reshape(2, 3) + dm.cat([d, d * 2], 0)).sum().backward()
+    grads = [t.grad.data for t in (a, b, c, d)]
+    assert all(g.base is None and g.flags.writeable for g in grads)
+    assert not any(np.shares_memory(g, h) for i, g in enumerate(grads) for h in grads[i + 1:])
+    np.testing.assert_array_equal(d.grad.data, [[3.0, 3.0, 3.0]])
+
+
+@pytest.mark.torch
+def test_several_inplace_updates_with_uses_in_between_match_pytorch():
+    """x is changed in place twice, with values taken from it before, between and after the updates."""
+    torch = pytest.importorskip("torch")
+    grads = []
+    for lib, tensor in ((dm, dm.tensor), (torch, torch.tensor)):
+        a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+        x = a * 1
+        before = x * 2
+        x *= a              # x = a^2
+        between = x * 3
+        x += 1              # x = a^2 + 1
+        (before.sum() + between.sum() + (x * x).sum()).backward()
+        grads.append(np.asarray(a.grad.tolist()))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
