@@ -129,11 +129,13 @@ print(summary(mlp, X))
 
 # %% [markdown]
 # Nobody told `mlp` that `hidden` and `out` are its children, yet it lists their parameters. The work is done
-# by `Module.__setattr__`, which runs on every `self.something = value`: a `Parameter` goes into the
-# module's `_parameters`, a `Module` into `_modules`, and anything else becomes an ordinary attribute.
+# by `Module.__setattr__`, which runs on every `self.something = value`: `_register` puts a `Parameter` into the
+# module's `_parameters` and a `Module` into `_modules` (and keeps it as an ordinary attribute too, so that
+# reading `self.hidden` is quick); anything else becomes an ordinary attribute only.
 
 # %%
 print(inspect.getsource(nn.Module.__setattr__))
+print(inspect.getsource(nn.Module._register))
 
 # %%
 print('children:  ', list(mlp._modules))

@@ -89,7 +89,8 @@ show(dm.ops.mul)
 # 2. the forward value is computed with NumPy on the arrays;
 # 3. `result(value, parents, name, rule)` wraps it in a new tensor and stores the parents and the backward
 #    rule. The rule is a `lambda` written right there: for $y = ab$, $\partial y/\partial a = b$ and
-#    $\partial y/\partial b = a$, so an incoming gradient `g` becomes `g * b` for `a` and `g * a` for `b`.
+#    $\partial y/\partial b = a$, so an incoming gradient `g` becomes `g * b` for `a` and `g * a` for `b`
+#    (each computed only if that input needs a gradient: in `x * 2`, nothing goes back to the 2).
 #
 # The rule *captures* the arrays `ad` and `bd`: it remembers the inputs' values at the time of the forward
 # pass, which it needs later. `result` is `Tensor._result`:
@@ -100,7 +101,8 @@ show(Tensor._result)
 # %% [markdown]
 # The output requires a gradient only if some parent does, and only while recording is switched on; otherwise
 # parents and rule are dropped at once, and nothing is kept alive. That is all `dm.no_grad()` does: it turns
-# the switch off for a block.
+# the switch off for a block. (`_made_at` reads a clock of in-place updates, for the case of section 5.5, where
+# a parent changes after it was used.)
 
 # %%
 with dm.no_grad():
@@ -121,28 +123,30 @@ print('to a:', float(grad_a), '  to b:', float(grad_b))
 # ## 5.3 `backward()`: visit every node once, in the right order
 #
 # To send gradients back, a node must have received **all** of its gradient before it passes any on: `a` gets
-# one part through the `mul` and one directly from the `add`. So `backward` first sorts the graph so that
-# every tensor comes after the tensors it was computed from (a *topological order*), and then walks that list
-# from the end. The sort is a depth-first search with an explicit stack instead of recursion, so a graph
-# thousands of operations deep cannot hit Python's recursion limit:
+# one part through the `mul` and one directly from the `add`. So `backward` first sorts the computed tensors
+# so that each comes after the tensors it was computed from (a *topological order*), and then walks that list
+# from the end. The leaves need no place in it: they pass nothing on, so they are served last. The sort is a
+# depth-first search with an explicit stack instead of recursion, so a graph thousands of operations deep
+# cannot hit Python's recursion limit:
 
 # %%
 show(Tensor._topological_order)
 
 # %% [markdown]
-# (`_inputs()` gives the `_parents`; the two differ only for a parent that was changed in place later, as in
-# section 5.5.) For `c`, the order is:
+# Each entry is a tensor with its inputs. (`_inputs()` gives the `_parents`; the two differ only for a parent
+# that was changed in place later, as in section 5.5.) For `c`, the order is:
 
 # %%
-print([t._op or ('a' if t is a else 'b') for t in c._topological_order()])
+print([(t._op, [p._op or ('a' if p is a else 'b') for p in inputs]) for t, inputs in c._topological_order()])
 
 # %% [markdown]
 # And `backward` itself. `grads` maps each tensor reached so far to the gradient collected for it. For each
-# node, from the output down: a leaf stores what it collected in `.grad` (adding to any gradient already
-# there); any other node calls its rule and hands each parent its share. When a parent already has a share
-# from another path, the two are **added**: that is the chain rule for a tensor used more than once. (The
-# lines about `uses` and `_grad_parts` only remember which module call sent which share, so that `GradFlow`
-# can show a shared parameter's gradient split by call; they change no gradient.)
+# computed tensor, from the output down, it calls the tensor's rule and hands each parent its share. When a
+# parent already has a share from another path, the two are **added**: that is the chain rule for a tensor used
+# more than once. What is left in `grads` at the end belongs to the leaves, and each stores it in `.grad`
+# (adding to any gradient already there). The lines about `uses` and `_grad_parts` only remember which module
+# call sent which share, so that `GradFlow` can show a shared parameter's gradient split by call; `kept` makes
+# sure that no two leaves end up sharing one array. Neither changes a gradient.
 
 # %%
 show(Tensor.backward)
@@ -225,7 +229,7 @@ fixed = FixedHiddenMLP()
 X = dm.rand(2, 20)
 for scale in [1, 10, 100]:
     out = fixed(X * scale)
-    ops = Counter(t._op for t in out._topological_order() if t._op)
+    ops = Counter(t._op for t, _ in out._topological_order())
     print(f'input x {scale:>3}: {ops["div"]:>2} halvings, {sum(ops.values())} operations in the graph')
 
 # %% [markdown]
