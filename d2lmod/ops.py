@@ -148,8 +148,8 @@ def abs(a):
 
 
 def relu(a):
-    out = np.maximum(a.data, 0)
-    return result(out, (a,), 'relu', lambda g: (g * (out > 0),))  # passes g where a > 0
+    mask = a.data > 0  # where a is positive: relu keeps a there, and passes g back there (one mask for both)
+    return result(a.data * mask, (a,), 'relu', lambda g: (g * mask,))
 
 
 def sigmoid(a):
