@@ -687,3 +687,20 @@ def test_functional_call_restores_the_module_even_when_the_call_raises():
     with pytest.raises(KeyError, match="no parameter or buffer '9.weight'"):
         functional_call(net, {'0.bias': dm.zeros(4), '9.weight': dm.zeros(1)}, dm.ones(1, 3))
     assert list(net.parameters()) == originals
+
+
+@pytest.mark.parametrize('make_opt', [lambda ps: dm.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
+                                      lambda ps: dm.optim.Adam(ps, lr=0.01, weight_decay=1e-4)])
+def test_float32_stays_float32_through_a_training_step(make_opt):
+    """No float64 sneaks into the hot path: every value, gradient and optimizer state stays float32."""
+    net = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    opt, X = make_opt(net.parameters()), dm.rand(4, 6)
+    for _ in range(2):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(X), dm.tensor([0, 1, 2, 0], dtype=dm.int64)) + (net(X) ** 2).mean() * 0.5
+        loss.backward()
+        opt.step()
+    assert {t.dtype for t, _ in loss._topological_order()} == {np.dtype(np.float32)}
+    assert {p.dtype for p in net.parameters()} == {p.grad.dtype for p in net.parameters()} == {np.dtype(np.float32)}
+    states = [v for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
+    assert states and {v.dtype for v in states} == {np.dtype(np.float32)}
