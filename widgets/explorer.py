@@ -57,15 +57,20 @@ class Explorer(W.VBox):
                                           readout_format='.4g', continuous_update=False)
         self.status = W.HTML(render.notice_html('press forward to run the model on its inputs'))
         self.loss_plot = W.HTML(layout=W.Layout(margin='0 0 0 24px'))
-        self.tabs = W.Tab(children=[self.tree, self.gradflow, self.graph_pane],
-                          titles=('modules', 'gradients', 'graph'))
+        # Tabs made of toggle buttons over a Stack, not a W.Tab: in JupyterLab 4's default notebook windowing
+        # ('contentVisibility') a W.Tab drawn during "Run All" sometimes never gets the message that installs
+        # its click handler, and then ignores every click on its tabs (tests/browser/ caught it).
+        self.tab_buttons = W.ToggleButtons(options=['modules', 'gradients', 'graph'], style={'button_width': '120px'})
+        self.tabs = W.Stack([self.tree, self.gradflow, self.graph_pane], selected_index=0,
+                            layout=W.Layout(border='1px solid #d1d5db', padding='6px'))
+        W.jslink((self.tab_buttons, 'index'), (self.tabs, 'selected_index'))  # switched in the browser
         self.errors = ErrorArea()
 
         for name, button in self.buttons.items():
             button.on_click(self.errors.guard(name, lambda _, name=name: getattr(self, name)()))
         traitlets.link((self.lr_slider, 'value'), (self, 'lr'))  # moving the slider sets lr, and back
         self.children = [W.HBox(list(self.buttons.values()) + [self.lr_slider]),
-                         W.HBox([self.status, self.loss_plot]), self.tabs, self.errors]
+                         W.HBox([self.status, self.loss_plot]), self.tab_buttons, self.tabs, self.errors]
         if inputs:  # show everything at once: calls and shapes, the graph, and each parameter's gradient
             self.errors.guard('the first forward and backward', self._first_look)()
 

@@ -21,7 +21,8 @@ class GradFlow(W.VBox):
         self.model, self.grads, self.calls = model, [], None
         self.stat_menu = W.Dropdown(options=[(v, k) for k, v in render.STATS.items()], value=self.stat,
                                     description='bars', layout=W.Layout(width='200px'))
-        self.log_box = W.Checkbox(value=self.log, description='log scale', indent=False)
+        self.log_box = W.Checkbox(value=self.log, description='log scale', indent=False,
+                                  layout=W.Layout(width='auto'))  # not the default 300px: keeps refresh near
         self.refresh_button = W.Button(description='refresh', tooltip='read the gradients again')
         self.bars = W.HTML()
         self.errors = ErrorArea()

@@ -106,6 +106,10 @@ def summary_text(info: ModelInfo, depth: int | None = None, width: int = 100) ->
 # ---- the summary as HTML -------------------------------------------------------------------------------
 _CELL = 'padding: 1px 8px; text-align: left; white-space: nowrap'
 _NUM = 'padding: 1px 8px; text-align: right; font-family: monospace; white-space: nowrap'
+_BAR_VALUE = 'padding: 1px 8px; font-family: monospace; white-space: nowrap'  # left-aligned: next to its bar
+# ipywidgets' HTML widget sets a line height of 28px, made for one-line labels: tables and wrapped notes
+# need their own, or every row is double-spaced (and a long gradient table no longer fits its box)
+_BLOCK = 'font-size: 13px; line-height: 1.5'
 TAG_MEANING = {  # a tag's tooltip; the notes under the table say it for each module by name
     'shared': 'a Parameter registered under more than one name: counted once',
     'repeated': 'the same module registered under a second path: counted at its first path only',
@@ -186,7 +190,7 @@ def totals_html(info: ModelInfo) -> str:
 
 def tree_header_html(info: ModelInfo) -> str:
     """Above the tree: what the model is, its totals, and how to read the list."""
-    return (f'<div style="font-size: 13px"><div><b>{esc(_run_line(info))}</b></div>{totals_html(info)}'
+    return (f'<div style="{_BLOCK}"><div><b>{esc(_run_line(info))}</b></div>{totals_html(info)}'
             '<div style="color: #6b7280">\u25b8 folded, \u25be open, \u00b7 no submodules; the number is the '
             'parameters in that subtree. Select a module for its parameters; "fold / unfold" opens or closes '
             'it.</div></div>')
@@ -238,7 +242,7 @@ def module_html(m: ModuleInfo, notes: list, grads: dict | None = None) -> str:
     else:
         lines.append('<div style="color: #6b7280">no parameters of its own</div>')
     lines.append(notes_html(notes))
-    return '<div style="font-size: 13px">' + ''.join(lines) + '</div>'
+    return f'<div style="{_BLOCK}">' + ''.join(lines) + '</div>'
 
 
 # ---- gradient flow ---------------------------------------------------------------------------------------
@@ -285,24 +289,26 @@ def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
                        f'<td style="{_CELL}; color: {RED}">{esc(g.reason)}</td></tr>')
             continue
         out.append(f'<tr title="{_all_stats(g)}">{name}<td style="{_CELL}">{_bar(w, "#2563eb")}</td>'
-                   f'<td style="{_NUM}">{_fmt(getattr(g, stat))}</td></tr>')
+                   f'<td style="{_BAR_VALUE}">{_fmt(getattr(g, stat))}</td></tr>')
         for p in g.parts:  # a shared parameter: one orange bar per call, right below its own bar
             out.append(f'<tr title="{_all_stats(p)}" style="color: #4b5563; font-size: 12px">'
                        f'<td style="{_CELL}; padding-left: 24px">call {p.call} '
                        f'<span style="font-size: 11px">({esc(label(p.module))})</span></td>'
                        f'<td style="{_CELL}">{_bar(next(parts), "#f59e0b")}</td>'
-                       f'<td style="{_NUM}">{_fmt(getattr(p, stat))}</td></tr>')
+                       f'<td style="{_BAR_VALUE}">{_fmt(getattr(p, stat))}</td></tr>')
         if g.parts:
             calls = ' + '.join(f'call {p.call}' for p in g.parts)
             check = esc(g.parts_note) if g.parts_note else (f'{calls} = .grad, added as tensors (their '
                                                             'statistics need not add up)')
-            out.append(f'<tr><td></td><td style="{_CELL}; font-size: 11px; color: #6b7280" colspan="3">'
-                       f'{check}</td></tr>')
+            # width 0, min-width 100%: the note wraps within the columns the bars set instead of widening them
+            # (which would push every value far from its bar)
+            out.append(f'<tr><td></td><td style="padding: 1px 8px; font-size: 11px; color: #6b7280" colspan="3">'
+                       f'<div style="width: 0; min-width: 100%">{check}</div></td></tr>')
     scale = 'log scale' if log else 'linear scale'
     legend = (f'<div style="color: #4b5563; margin-bottom: 4px">{STATS[stat]} of each parameter\'s gradient, '
               f'in module order ({scale}). <span style="color: #f59e0b">Orange</span>: a parameter used by several '
               f'module calls, split by call. <span style="color: {RED}">Red</span>: no gradient.</div>')
-    return (f'<div style="font-size: 13px">{legend}<div style="max-height: 480px; overflow-y: auto">'
+    return (f'<div style="{_BLOCK}">{legend}<div style="max-height: 480px; overflow-y: auto">'
             f'<table style="border-collapse: collapse">{"".join(out)}</table></div></div>')
 
 
@@ -327,12 +333,14 @@ def loss_svg(history: list, width: int = 260, height: int = 60) -> str:
     ys = history[::step]
     lo, hi = min(ys), max(ys)
     span = hi - lo or 1.0
-    pts = ' '.join(f'{4 + (width - 8) * i / max(len(ys) - 1, 1):.1f},{4 + (height - 8) * (hi - y) / span:.1f}'
-                   for i, y in enumerate(ys))
+    points = [(4 + (width - 8) * i / max(len(ys) - 1, 1), 4 + (height - 8) * (hi - y) / span) for i, y in enumerate(ys)]
+    last_x, last_y = points[-1]  # marked with a dot: the latest value, seen even when it is the only one
     return (f'<div style="font-size: 12px; color: #4b5563">loss {history[-1]:.4g}, {len(history)} '
             f'value{"" if len(history) == 1 else "s"} recorded (the first: {history[0]:.4g})</div>'
             f'<svg width="{width}" height="{height}" style="background: #f9fafb">'
-            f'<polyline points="{pts}" fill="none" stroke="#2563eb" stroke-width="1.5"/></svg>')
+            f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in points)}" fill="none" stroke="#2563eb" '
+            'stroke-width="1.5"/>'
+            f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#2563eb"/></svg>')
 
 
 def error_html(where: str, error: BaseException) -> str:

@@ -105,6 +105,7 @@ class ModuleTree(W.VBox):
         self._busy = True
         try:
             self.list.options = options
+            self.list.rows = min(max(len(options), 4), 16)  # no empty box under a short list; long ones scroll
             self.list.value = self.selected if self.selected in {p for _, p in options} else None
         finally:
             self._busy = False
