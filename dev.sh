@@ -2,8 +2,9 @@
 # Developer commands for d2lmod.
 #
 #   ./dev.sh lab [ARGS...]      set up .venv (".[lab]") and open the lessons in JupyterLab
-#   ./dev.sh test [ARGS...]     set up .venv (".[dev]" + torch==2.13.0) and run pytest
-#                               (unit tests and nbval on notebooks/); ARGS go to pytest
+#   ./dev.sh test [ARGS...]     set up .venv (".[dev]" + torch==2.13.0) and run pytest (unit tests,
+#                               nbval on notebooks/, the lessons in JupyterLab in headless Chromium);
+#                               ARGS go to pytest
 #   ./dev.sh execute [NB...]    rebuild the notebooks from notebooks/src/*.py and execute them
 #                               in place, so their stored outputs stay true (NB: 01_layers_and_modules...)
 #
@@ -21,15 +22,20 @@ TORCH_PIN="torch==2.13.0"   # a local CPU wheel; anything looser downloads GBs o
 note() { echo "dev.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
-# --- system packages: python3-venv (for `python3 -m venv`) and graphviz (`dot`) ---
+# --- system packages: python3-venv (for `python3 -m venv`), graphviz (`dot`) and, for the browser
+# tests, chromium (Debian's package, driven by Playwright: never `playwright install`) ---
+# system_packages [chromium]
 system_packages() {
     local missing=()
     "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
     command -v dot >/dev/null 2>&1 || missing+=("graphviz")
+    if [ "${1:-}" = chromium ] && [ ! -x /usr/bin/chromium ]; then
+        missing+=("chromium")
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
 
     local sudo=""
@@ -41,14 +47,14 @@ system_packages() {
         if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
             sudo="sudo -n"
         else
-            note "missing ${missing[*]}; not root and no passwordless sudo: run 'sudo apt-get install python3-venv graphviz' (skipping)"
+            note "missing ${missing[*]}; not root and no passwordless sudo: run 'sudo apt-get install ${missing[*]}' (skipping)"
             return 0
         fi
     fi
-    note "installing python3-venv graphviz with apt-get (missing: ${missing[*]})"
+    note "installing ${missing[*]} with apt-get"
     if ! { $sudo apt-get update -qq >/dev/null &&
-           DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv graphviz >/dev/null; }; then
-        note "apt-get install python3-venv graphviz failed (continuing)"
+           DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
+        note "apt-get install ${missing[*]} failed (continuing)"
     fi
 }
 
@@ -56,7 +62,6 @@ system_packages() {
 # ensure_env EXTRA [torch]
 ensure_env() {
     local extra="$1" with_torch="${2:-}"
-    system_packages
 
     if [ ! -x "$VPY" ]; then
         "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
@@ -94,18 +99,21 @@ cmd="${1:-}"
 
 case "$cmd" in
     lab)
+        system_packages
         ensure_env lab
         root_args=()
         [ "$(id -u)" -eq 0 ] && root_args=(--allow-root)
         exec "$VENV/bin/jupyter" lab ${root_args[@]+"${root_args[@]}"} notebooks/01_layers_and_modules.ipynb "$@"
         ;;
     test)
+        system_packages chromium
         ensure_env dev torch
         # Same hash seed for every run, and for the notebook kernels nbval starts.
         export PYTHONHASHSEED=0
         exec "$VPY" -m pytest "$@"
         ;;
     execute)
+        system_packages
         ensure_env dev
         export PYTHONHASHSEED=0
         exec "$VPY" notebooks/src/build.py --execute "$@"
