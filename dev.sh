@@ -7,6 +7,9 @@
 #                               ARGS go to pytest
 #   ./dev.sh execute [NB...]    rebuild the notebooks from notebooks/src/*.py and execute them
 #                               in place, so their stored outputs stay true (NB: 01_layers_and_modules...)
+#   ./dev.sh bench [W1 W2...]   set up .venv like test and time d2lmod against PyTorch and hand-written
+#                               NumPy (bench/bench_core.py, about 1 minute), then the visualiser
+#                               against model size (bench/bench_widgets.py --sizes)
 #
 # Installs are skipped when .venv/.installed-<hash of pyproject.toml>-<extra> exists.
 # Set PYTHON to choose the interpreter that creates .venv (default: python3, >= 3.10).
@@ -22,7 +25,7 @@ TORCH_PIN="torch==2.13.0"   # a local CPU wheel; anything looser downloads GBs o
 note() { echo "dev.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -117,6 +120,13 @@ case "$cmd" in
         ensure_env dev
         export PYTHONHASHSEED=0
         exec "$VPY" notebooks/src/build.py --execute "$@"
+        ;;
+    bench)
+        system_packages
+        ensure_env dev torch
+        "$VPY" bench/bench_core.py "$@"
+        echo
+        exec "$VPY" bench/bench_widgets.py --sizes
         ;;
     *)
         usage

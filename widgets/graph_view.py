@@ -78,7 +78,9 @@ class GraphView(widgets.VBox):
         self.summary.value = (f'{graph.op_count(self._data)} ops · {len(view.nodes)} nodes shown'
                               + (f' · {folded} module calls folded' if folded else ''))
         self.notes.value = ''.join(f'<div>{draw.esc(note)}</div>' for note in view.notes)
-        self.picture.value = f'<div style="overflow:auto; max-height:760px">{draw.render_svg(view)}</div>'
+        # tall enough for a whole model call of the chapter (FixedHiddenMLP's loop and output included);
+        # larger graphs scroll inside the box
+        self.picture.value = f'<div style="overflow:auto; max-height:1200px">{draw.render_svg(view)}</div>'
         self.error.value = ''
 
     def _show_error(self, error: Exception) -> None:
