@@ -55,6 +55,17 @@ MLPS = {
 CHIMERA = ('chimera, batch 2 (shared layer, constant, loop)', (0.40, 2.3))
 
 
+def training_step(opt, compute_loss):
+    """One step, spelled the same in d2lmod and PyTorch: clear the gradients, forward, backward, update."""
+    def step():
+        opt.zero_grad()
+        value = compute_loss()
+        value.backward()
+        opt.step()
+        return value
+    return step
+
+
 # ---- the multilayer perceptrons (W1, W3, W4) ---------------------------------------------------------------
 def mlp_start(sizes, batch, loss, seed=0):
     """Weights [(W, b)] with W of shape (out, in), inputs X and targets y: what all three start from."""
@@ -73,16 +84,8 @@ def d2lmod_mlp(layers, X, y, loss, lr):
         lin.load_state_dict({'weight': W, 'bias': b})
         mods += [lin, nn.ReLU()] if i < len(layers) - 1 else [lin]
     net, X, y = nn.Sequential(*mods), dm.tensor(X), dm.tensor(y)
-    opt = dm.optim.SGD(net.parameters(), lr=lr)
-
-    def step():
-        opt.zero_grad()
-        out = net(X)
-        value = out.sum() if loss == 'sum' else F.cross_entropy(out, y)
-        value.backward()
-        opt.step()
-        return value
-    return step
+    lossf = (lambda out: out.sum()) if loss == 'sum' else (lambda out: F.cross_entropy(out, y))
+    return training_step(dm.optim.SGD(net.parameters(), lr=lr), lambda: lossf(net(X)))
 
 
 def torch_mlp(layers, X, y, loss, lr):
@@ -92,16 +95,8 @@ def torch_mlp(layers, X, y, loss, lr):
         lin.load_state_dict({'weight': torch.from_numpy(W), 'bias': torch.from_numpy(b)})
         mods += [lin, torch.nn.ReLU()] if i < len(layers) - 1 else [lin]
     net, X, y = torch.nn.Sequential(*mods), torch.from_numpy(X), torch.from_numpy(y)
-    opt = torch.optim.SGD(net.parameters(), lr=lr)
-
-    def step():
-        opt.zero_grad()
-        out = net(X)
-        value = out.sum() if loss == 'sum' else torch.nn.functional.cross_entropy(out, y)
-        value.backward()
-        opt.step()
-        return value
-    return step
+    lossf = (lambda out: out.sum()) if loss == 'sum' else (lambda out: torch.nn.functional.cross_entropy(out, y))
+    return training_step(torch.optim.SGD(net.parameters(), lr=lr), lambda: lossf(net(X)))
 
 
 def numpy_mlp(layers, X, y, loss, lr):
@@ -148,15 +143,8 @@ def chimera_start():
 
 
 def d2lmod_chimera(net, X, lr):
-    opt, X = dm.optim.SGD(net.parameters(), lr=lr), dm.tensor(X)
-
-    def step():
-        opt.zero_grad()
-        value = net(X)
-        value.backward()
-        opt.step()
-        return value
-    return step
+    X = dm.tensor(X)
+    return training_step(dm.optim.SGD(net.parameters(), lr=lr), lambda: net(X))  # its output is the loss
 
 
 def torch_chimera(net, X, lr):
@@ -164,15 +152,7 @@ def torch_chimera(net, X, lr):
     twin(X)  # sizes the lazy layers
     twin.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in net.state_dict().items()})
     twin[2].rand_weight = torch.from_numpy(net[2].rand_weight.numpy().copy())
-    opt = torch.optim.SGD(twin.parameters(), lr=lr)
-
-    def step():
-        opt.zero_grad()
-        value = twin(X)
-        value.backward()
-        opt.step()
-        return value
-    return step
+    return training_step(torch.optim.SGD(twin.parameters(), lr=lr), lambda: twin(X))
 
 
 def numpy_chimera(net, X, lr):
