@@ -26,7 +26,7 @@ def save(obj, path) -> None:
     for key, t in items:
         if not isinstance(key, str) or not isinstance(t, (Tensor, np.ndarray)):
             raise TypeError(f"save(): entry {key!r} is a {type(t).__name__}; only Tensors (with string keys) can be saved")
-        if isinstance(t, Tensor) and t.data is None:
+        if isinstance(t, Tensor) and t._data is None:
             raise ValueError(f"save(): '{key}' is an uninitialized lazy parameter; run the model once first")
         arrays[f'arr_{len(arrays)}'] = np.asarray(t)
     layout = json.dumps({'kind': kind, 'keys': [k for k, _ in items]})

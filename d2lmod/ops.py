@@ -27,12 +27,12 @@ def lift(x, like: Tensor) -> Tensor:
 
 
 def _binary(name, fn, a, b):
-    """fn(a.data, b.data), turning NumPy's shape errors into one sentence that names the op."""
+    """fn(a._data, b._data), turning NumPy's shape errors into one sentence that names the op."""
     try:
-        return fn(a.data, b.data)
+        return fn(a._data, b._data)
     except (ValueError, TypeError, AttributeError):
         for t in (a, b):
-            if t.data is None:
+            if t._data is None:
                 raise ValueError(f"{name}: {t!r} is not initialized yet; a lazy layer sets its parameters' "
                                  "shapes on its first call, so run the model once on an input first") from None
         try:
@@ -58,7 +58,7 @@ def sub(a, b):
 
 def mul(a, b):
     a, b = lift(a, b), lift(b, a)
-    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    ad, bd, need_a, need_b = a._data, b._data, a.requires_grad, b.requires_grad
     # d(ab) = b da + a db
     return result(_binary('mul', np.multiply, a, b), (a, b), 'mul',
                   lambda g: (g * bd if need_a else None, g * ad if need_b else None))
@@ -66,7 +66,7 @@ def mul(a, b):
 
 def div(a, b):
     a, b = lift(a, b), lift(b, a)
-    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    ad, bd, need_a, need_b = a._data, b._data, a.requires_grad, b.requires_grad
     # d(a/b) = da/b - a db/b^2
     return result(_binary('div', np.divide, a, b), (a, b), 'div',
                   lambda g: (g / bd if need_a else None, -g * ad / (bd * bd) if need_b else None))
@@ -74,7 +74,7 @@ def div(a, b):
 
 def pow(a, b):
     a, b = lift(a, b), lift(b, a)
-    ad, bd, b_needs_grad = a.data, b.data, b.requires_grad
+    ad, bd, b_needs_grad = a._data, b._data, b.requires_grad
     out = _binary('pow', np.power, a, b)
     # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log(a)
     return result(out, (a, b), 'pow', lambda g: (g * bd * ad ** (bd - 1),
@@ -82,7 +82,7 @@ def pow(a, b):
 
 
 def neg(a):
-    return result(-a.data, (a,), 'neg', lambda g: (-g,))
+    return result(-a._data, (a,), 'neg', lambda g: (-g,))
 
 
 def matmul(a, b):
@@ -93,7 +93,7 @@ def matmul(a, b):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"matmul: cannot multiply shapes {a.shape} @ {b.shape}: the left's last size "
                          f"({a.shape[-1]}) must equal the right's second-to-last ({b.shape[-2]})")
-    ad, bd, need_a, need_b = a.data, b.data, a.requires_grad, b.requires_grad
+    ad, bd, need_a, need_b = a._data, b._data, a.requires_grad, b.requires_grad
     # d(a@b)/da = g @ b^T;  d(a@b)/db = a^T @ g  (each computed only if wanted: matmuls are the costly part)
     return result(_binary('matmul', np.matmul, a, b), (a, b), 'matmul',
                   lambda g: (g @ bd.swapaxes(-1, -2) if need_a else None,
@@ -106,7 +106,7 @@ def matmul_shape(sa, sb):
 
 def linear(x, weight, bias=None):
     """y = x @ W^T + b as one op (one graph node per layer call).  x: (..., in) -> (..., out)"""
-    xd, wd = x.data, weight.data
+    xd, wd = x._data, weight._data
     if wd is None:
         raise ValueError(f"linear: {weight!r} is not initialized yet; a lazy layer sets its parameters' shapes "
                          "on its first call, so run the model once on an input first")
@@ -119,7 +119,7 @@ def linear(x, weight, bias=None):
                         f".to(dm.{wd.dtype}) (NumPy arrays default to float64) or the model with .to()")
     out = xd @ wd.T
     if bias is not None:
-        out += bias.data  # in place: out is a fresh array, and one allocation fewer
+        out += bias._data  # in place: out is a fresh array, and one allocation fewer
 
     need_x = x.requires_grad  # the first layer's input (the data) needs no gradient: skip that matmul
 
@@ -133,32 +133,32 @@ def linear(x, weight, bias=None):
 
 # ---- elementwise functions ----------------------------------------------------------------------------
 def exp(a):
-    out = np.exp(a.data)
+    out = np.exp(a._data)
     return result(out, (a,), 'exp', lambda g: (g * out,))  # d e^a = e^a da
 
 
 def log(a):
-    ad = a.data
+    ad = a._data
     return result(np.log(ad), (a,), 'log', lambda g: (g / ad,))  # d log a = da / a
 
 
 def abs(a):
-    ad = a.data
+    ad = a._data
     return result(np.abs(ad), (a,), 'abs', lambda g: (g * np.sign(ad),))  # d|a| = sign(a) da (0 at 0)
 
 
 def relu(a):
-    mask = a.data > 0  # where a is positive: relu keeps a there, and passes g back there (one mask for both)
-    return result(a.data * mask, (a,), 'relu', lambda g: (g * mask,))
+    mask = a._data > 0  # where a is positive: relu keeps a there, and passes g back there (one mask for both)
+    return result(a._data * mask, (a,), 'relu', lambda g: (g * mask,))
 
 
 def sigmoid(a):
-    s = np.exp(-np.logaddexp(0, -a.data))  # 1 / (1 + e^-a) = e^(-log(1 + e^-a)): no overflow for a << 0
+    s = np.exp(-np.logaddexp(0, -a._data))  # 1 / (1 + e^-a) = e^(-log(1 + e^-a)): no overflow for a << 0
     return result(s, (a,), 'sigmoid', lambda g: (g * s * (1 - s),))  # s' = s (1 - s)
 
 
 def tanh(a):
-    t = np.tanh(a.data)
+    t = np.tanh(a._data)
     return result(t, (a,), 'tanh', lambda g: (g * (1 - t * t),))  # tanh' = 1 - tanh^2
 
 
@@ -167,11 +167,11 @@ def to(a, target):
     dtype, before = resolve_to(target), a.dtype
     if dtype is None or dtype == before:
         return a
-    return result(a.data.astype(dtype), (a,), 'to', lambda g: (g.astype(before),))
+    return result(a._data.astype(dtype), (a,), 'to', lambda g: (g.astype(before),))
 
 
 def clone(a):
-    return result(a.data.copy(), (a,), 'clone', lambda g: (g,))
+    return result(a._data.copy(), (a,), 'clone', lambda g: (g,))
 
 
 # ---- reductions -----------------------------------------------------------------------------------------
@@ -186,19 +186,19 @@ def _spread(g, shape, dim, keepdim):
 
 def sum(a, dim=None, keepdim=False):
     shape = a.shape
-    return result(a.data.sum(axis=dim, keepdims=keepdim), (a,), 'sum',
+    return result(a._data.sum(axis=dim, keepdims=keepdim), (a,), 'sum',
                   lambda g: (_spread(g, shape, dim, keepdim),))
 
 
 def mean(a, dim=None, keepdim=False):
-    shape, total = a.shape, a.data.sum(axis=dim, keepdims=keepdim)
-    n = a.data.size // total.size if total.size else 1  # how many inputs share each output
+    shape, total = a.shape, a._data.sum(axis=dim, keepdims=keepdim)
+    n = a._data.size // total.size if total.size else 1  # how many inputs share each output
     return result(total / n, (a,), 'mean', lambda g: (_spread(g / n, shape, dim, keepdim),))
 
 
 def max(a, dim=None, keepdim=False):
     """Without dim: the largest value (ties share the gradient). With dim: (values, indices), as PyTorch."""
-    ad = a.data
+    ad = a._data
     if dim is None:
         out = ad.max()
         mask = ad == out
@@ -216,7 +216,7 @@ def max(a, dim=None, keepdim=False):
 
 def log_softmax(a, dim=-1):
     """log softmax(a) = a - log sum exp(a), computed with the max subtracted so exp cannot overflow."""
-    shifted = a.data - a.data.max(axis=dim, keepdims=True)
+    shifted = a._data - a._data.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     soft = np.exp(out)
     # d/da_i = g_i - softmax_i * sum_j g_j
@@ -225,7 +225,7 @@ def log_softmax(a, dim=-1):
 
 def cross_entropy(logits, labels):
     """-mean_i log softmax(logits_i)[labels_i] as one op: a classifier's loss.  logits (N, C), labels (N,) ints"""
-    a, rows = logits.data, np.arange(len(labels))
+    a, rows = logits._data, np.arange(len(labels))
     row_max = a[rows, a.argmax(axis=1)]  # each row's largest score (NumPy's max along a short row is slower)
     shifted = a - row_max[:, None]       # the same softmax, and exp cannot overflow
     e = np.exp(shifted)
@@ -246,24 +246,24 @@ def reshape(a, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     before = a.shape
     try:
-        out = a.data.reshape(shape)
+        out = a._data.reshape(shape)
     except ValueError:
-        raise ValueError(f"reshape: cannot view shape {before} ({a.data.size} elements) as {shape}") from None
+        raise ValueError(f"reshape: cannot view shape {before} ({a._data.size} elements) as {shape}") from None
     return result(out, (a,), 'reshape', lambda g: (g.reshape(before),))
 
 
 def transpose(a, dim0=-2, dim1=-1):
-    return result(a.data.swapaxes(dim0, dim1), (a,), 'transpose', lambda g: (g.swapaxes(dim0, dim1),))
+    return result(a._data.swapaxes(dim0, dim1), (a,), 'transpose', lambda g: (g.swapaxes(dim0, dim1),))
 
 
 def T(a):
-    return result(a.data.T, (a,), 'transpose', lambda g: (g.T,))
+    return result(a._data.T, (a,), 'transpose', lambda g: (g.T,))
 
 
 def getitem(a, index):
-    index = tuple(i.data if isinstance(i, Tensor) else i for i in index) if isinstance(index, tuple) \
-        else index.data if isinstance(index, Tensor) else index
-    ad = a.data
+    index = tuple(i._data if isinstance(i, Tensor) else i for i in index) if isinstance(index, tuple) \
+        else index._data if isinstance(index, Tensor) else index
+    ad = a._data
 
     def backward(g):
         full = np.zeros_like(ad)
@@ -278,7 +278,7 @@ def cat(tensors, dim=0):
     if not tensors or not all(isinstance(t, Tensor) for t in tensors):
         raise TypeError("cat() takes a non-empty list of Tensors")
     try:
-        out = np.concatenate([t.data for t in tensors], axis=dim)
+        out = np.concatenate([t._data for t in tensors], axis=dim)
     except ValueError:
         raise ValueError(f"cat: shapes {[t.shape for t in tensors]} can only differ in dimension {dim}") from None
     ends = np.cumsum([t.shape[dim] for t in tensors])[:-1]
@@ -287,7 +287,7 @@ def cat(tensors, dim=0):
 
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient."""
-    return lambda a, b: result(fn(a.data, b.data if isinstance(b, Tensor) else b), (), 'compare', None)
+    return lambda a, b: result(fn(a._data, b._data if isinstance(b, Tensor) else b), (), 'compare', None)
 
 
 # ---- in-place updates ----------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def inplace(fn, symbol):
             raise RuntimeError(f"in-place {new._op}: the result has shape {new.shape} but the tensor has shape "
                                f"{self.shape}; an in-place op cannot change a tensor's shape, use x = x {symbol} y")
         if not new.requires_grad:  # nothing recorded: just overwrite the values
-            self.data = new.data.astype(self.dtype, copy=False)
+            self._data = new._data.astype(self.dtype, copy=False)
             return self
         if self.requires_grad and self.is_leaf:
             raise RuntimeError("a leaf tensor that requires grad (a parameter) cannot be changed in place while "
@@ -307,7 +307,7 @@ def inplace(fn, symbol):
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # the value before the update, now a node of its own
         new._parents = tuple(old if p is self else p for p in new._parents)
-        new.data = new.data.astype(self.dtype, copy=False)
+        new._data = new._data.astype(self.dtype, copy=False)
         self.__dict__.update(new.__dict__)
         _State.inplace_clock += 1
         self._changed_at, self._before = _State.inplace_clock, old  # ops that used the old value still find it

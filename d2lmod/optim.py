@@ -35,11 +35,11 @@ class Optimizer:
 
     def step(self) -> None:
         for p in self.params:
-            if p.grad is not None and p.data is not None:  # a lazy parameter waits for its first call
-                self._update(p, p.grad.data)
+            if p.grad is not None and p._data is not None:  # a lazy parameter waits for its first call
+                self._update(p, p.grad._data)
 
     def _update(self, p, g) -> None:
-        """Change p.data in place, given its gradient g (a NumPy array)."""
+        """Change p._data in place, given its gradient g (a NumPy array)."""
         raise NotImplementedError
 
     def _state(self, p) -> dict:
@@ -56,12 +56,12 @@ class SGD(Optimizer):
 
     def _update(self, p, g):
         if self.weight_decay:
-            g = g + self.weight_decay * p.data
+            g = g + self.weight_decay * p._data
         if self.momentum:
             state = self._state(p)
             state['v'] = g.copy() if 'v' not in state else self.momentum * state['v'] + g
             g = state['v']
-        p.data -= self.lr * g  # lr is a Python float, so NumPy keeps g's dtype: float32 stays float32
+        p._data -= self.lr * g  # lr is a Python float, so NumPy keeps g's dtype: float32 stays float32
 
 
 class Adam(Optimizer):
@@ -75,12 +75,12 @@ class Adam(Optimizer):
     def _update(self, p, g):
         b1, b2, state = *self.betas, self._state(p)
         if self.weight_decay:
-            g = g + self.weight_decay * p.data
+            g = g + self.weight_decay * p._data
         if not state:
-            state.update(t=0, m=np.zeros_like(p.data), v=np.zeros_like(p.data))
+            state.update(t=0, m=np.zeros_like(p._data), v=np.zeros_like(p._data))
         state['t'] += 1
         state['m'] = b1 * state['m'] + (1 - b1) * g        # m = mean of g
         state['v'] = b2 * state['v'] + (1 - b2) * g * g    # v = mean of g^2
         m_hat = state['m'] / (1 - b1 ** state['t'])        # undo the bias towards the zero start
         v_hat = state['v'] / (1 - b2 ** state['t'])
-        p.data -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.dtype, copy=False)
+        p._data -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(p.dtype, copy=False)

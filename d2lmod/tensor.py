@@ -38,7 +38,7 @@ def is_grad_enabled() -> bool:
 def as_array(data, dtype=None) -> np.ndarray:
     """NumPy arrays keep their dtype; Python numbers and lists become float32 (d2lmod's default)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, np.ndarray):
         return data if dtype is None else data.astype(dtype)
     if isinstance(data, np.generic):
@@ -80,7 +80,7 @@ class Tensor:
     _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
-        self.data = data if type(data) is np.ndarray and dtype is None else as_array(data, dtype)
+        self._data = data if type(data) is np.ndarray and dtype is None else as_array(data, dtype)
         if requires_grad:
             self.requires_grad_()
 
@@ -90,7 +90,7 @@ class Tensor:
         out = cls.__new__(cls)
         if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep .data an array
             data = np.asarray(data)
-        out.data, out._op, out._call = data, op, _State.module_call
+        out._data, out._op, out._call = data, op, _State.module_call
         if _State.grad_enabled:
             for p in parents:
                 if p.requires_grad:  # at least one parent needs a gradient: remember how out was made
@@ -124,17 +124,27 @@ class Tensor:
         return self
 
     # ---- what it is -------------------------------------------------------------------------------
+    # The values live in self._data, a NumPy array that ops read directly. .data is PyTorch's view of them:
+    # a tensor sharing the same memory but cut from the graph, so changes made through it are not recorded.
+    @property
+    def data(self) -> Tensor:
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else as_array(value)
+
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -146,19 +156,19 @@ class Tensor:
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(f"item() needs a tensor with one element, this one has shape {self.shape}; "
                                "reduce it first (e.g. .sum() or .mean()) or index one element")
-        return self.data.reshape(-1)[0].item()
+        return self._data.reshape(-1)[0].item()
 
     def __float__(self):  # float(loss), as in PyTorch: a one-element tensor's value
         return float(self.item())
@@ -167,42 +177,42 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                                "reduce it to one element first, e.g. (x > 0).all() or x.sum() > 1")
-        return bool(self.data)
+        return bool(self._data)
 
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad would leave autograd behind; "
                                "call .detach().numpy() to say you mean it")
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def detach(self) -> Tensor:
         """The same values (shared memory), cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     # ---- results that carry no gradient ----------------------------------------------------------------
     def long(self) -> Tensor:
-        return Tensor(self.data.astype(np.int64))
+        return Tensor(self._data.astype(np.int64))
 
     def argmax(self, dim=None, keepdim=False) -> Tensor:
-        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
+        return Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim))
 
     def any(self) -> Tensor:
-        return Tensor(self.data.any())
+        return Tensor(self._data.any())
 
     def all(self) -> Tensor:
-        return Tensor(self.data.all())
+        return Tensor(self._data.all())
 
     def __repr__(self):
-        body = np.array2string(self.data, precision=4, separator=', ', prefix='tensor(')
+        body = np.array2string(self._data, precision=4, separator=', ', prefix='tensor(')
         extras = [f'dtype={self.dtype}'] if self.dtype != np.float32 else []
         if self._op and self._parents:  # recorded history only (not under no_grad, not from constants)
             extras.append(f'grad_fn=<{self._op}>')
@@ -222,11 +232,11 @@ class Tensor:
                                "differentiate; compute it from parameters (or tensors with requires_grad=True) "
                                "outside of no_grad()")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"backward() without an argument needs a one-element output, this one has "
                                    f"shape {self.shape}; reduce it first (e.g. y.sum().backward()) or pass "
                                    "a gradient of that shape: y.backward(g)")
-            gradient = np.ones(self.data.shape, self.data.dtype)
+            gradient = np.ones(self._data.shape, self._data.dtype)
         else:
             gradient = as_array(gradient, self.dtype)  # a copy, cast to our dtype
         if gradient.shape != self.shape:
@@ -241,8 +251,8 @@ class Tensor:
             for parent, pg in zip(inputs, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                if pg.shape != parent.data.shape:
-                    pg = unbroadcast(pg, parent.data.shape)
+                if pg.shape != parent._data.shape:
+                    pg = unbroadcast(pg, parent._data.shape)
                 # chain rule: a tensor used twice gets the sum of both uses' gradients
                 grads[parent] = grads[parent] + pg if parent in grads else pg
                 if not parent._parents:
@@ -250,10 +260,10 @@ class Tensor:
         # What is left in grads belongs to leaves: they keep it in .grad (intermediate tensors do not, as in PyTorch).
         kept = set()  # ids of the arrays leaves keep: a leaf handed one of them, or a view, keeps a copy
         for leaf, g in grads.items():
-            if g.base is not None or id(g) in kept or g.dtype != leaf.data.dtype:
-                g = g.astype(leaf.data.dtype)
+            if g.base is not None or id(g) in kept or g.dtype != leaf._data.dtype:
+                g = g.astype(leaf._data.dtype)
             kept.add(id(g))
-            leaf.grad = Tensor(g) if leaf.grad is None else Tensor(leaf.grad.data + g)
+            leaf.grad = Tensor(g) if leaf.grad is None else Tensor(leaf.grad._data + g)
             parts = uses.get(leaf, ())
             leaf._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
 

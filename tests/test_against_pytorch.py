@@ -43,7 +43,7 @@ def check_same_gradients(ours, theirs) -> None:
     their_grads = {name: p.grad for name, p in theirs.named_parameters()}
     for name, p in ours.named_parameters():
         assert p.grad is not None and p.grad.dtype == np.float32, f"{name}: gradient {p.grad!r}"
-        np.testing.assert_allclose(p.grad.data, their_grads[name].numpy(), **CLOSE, err_msg=name)
+        np.testing.assert_allclose(p.grad._data, their_grads[name].numpy(), **CLOSE, err_msg=name)
 
 
 # ---- the chapter's models ------------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_same_weights_give_the_same_output(name):
     X = make_input(1)  # not the input the lazy layers were built on
     out, expected = ours(X), theirs(as_torch(X))
     assert out.shape == tuple(expected.shape) and out.dtype == np.float32
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), **CLOSE)
+    np.testing.assert_allclose(out._data, expected.detach().numpy(), **CLOSE)
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -64,7 +64,7 @@ def test_same_weights_give_the_same_gradients(name):
     ours(X).sum().backward()
     theirs(Xt).sum().backward()
     check_same_gradients(ours, theirs)
-    np.testing.assert_allclose(X.grad.data, Xt.grad.numpy(), **CLOSE, err_msg='the input')
+    np.testing.assert_allclose(X.grad._data, Xt.grad.numpy(), **CLOSE, err_msg='the input')
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -161,9 +161,9 @@ def test_a_shared_layer_gets_the_sum_of_both_uses_gradients():
     tied(X).backward()
     untied(X).backward()
     for name in ('weight', 'bias'):
-        both = getattr(untied.first, name).grad.data + getattr(untied.second, name).grad.data
-        np.testing.assert_allclose(getattr(tied.linear, name).grad.data, both, **CLOSE, err_msg=name)
-        assert not np.allclose(both, getattr(untied.second, name).grad.data)  # the first use really adds
+        both = getattr(untied.first, name).grad._data + getattr(untied.second, name).grad._data
+        np.testing.assert_allclose(getattr(tied.linear, name).grad._data, both, **CLOSE, err_msg=name)
+        assert not np.allclose(both, getattr(untied.second, name).grad._data)  # the first use really adds
 
 
 # ---- training ------------------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ OPTIMIZERS = {
 def check_same_parameters(ours, theirs, step: int) -> None:
     their_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.data, their_params[name].detach().numpy(), **CLOSE,
+        np.testing.assert_allclose(p._data, their_params[name].detach().numpy(), **CLOSE,
                                    err_msg=f"{name} after step {step}")
 
 
@@ -203,7 +203,7 @@ def test_training_steps_track_pytorch(optimizer):
     opt, their_opt = getattr(dm.optim, kind)(ours.parameters(), **options), \
         getattr(torch.optim, kind)(theirs.parameters(), **options)
     X, y = fixed_data()
-    start = [p.data.copy() for p in ours.parameters()]
+    start = [p._data.copy() for p in ours.parameters()]
     for step in range(1, 6):
         for model, optim, loss_fn, inputs, labels in ((ours, opt, nn.functional.cross_entropy, dm.tensor(X), y),
                                                       (theirs, their_opt, torch.nn.functional.cross_entropy,
@@ -212,7 +212,7 @@ def test_training_steps_track_pytorch(optimizer):
             loss_fn(model(inputs), labels).backward()
             optim.step()
         check_same_parameters(ours, theirs, step)
-    assert all(not np.allclose(p.data, before) for p, before in zip(ours.parameters(), start))
+    assert all(not np.allclose(p._data, before) for p, before in zip(ours.parameters(), start))
 
 
 @pytest.mark.parametrize('kind', ['SGD', 'Adam'])
@@ -224,14 +224,14 @@ def test_an_optimizer_built_before_the_first_call_trains_lazy_parameters(kind):
     opt = getattr(dm.optim, kind)(ours.parameters(), **options)  # every parameter still uninitialized
     their_opt = getattr(torch.optim, kind)(theirs.parameters(), **options)
     held = list(ours.parameters())
-    assert all(p.data is None for p in held)
+    assert all(p._data is None for p in held)
 
     X, y = make_input(0), np.array([3, 7])
     ours(X)  # the first call: now the parameters have shapes and values
     theirs(as_torch(X))
     ours.load_state_dict({key: value.numpy() for key, value in theirs.state_dict().items()})
     assert all(a is b for a, b in zip(held, ours.parameters()))
-    start = [p.data.copy() for p in held]
+    start = [p._data.copy() for p in held]
     for step in range(1, 4):
         opt.zero_grad()
         nn.functional.cross_entropy(ours(X), y).backward()
@@ -240,4 +240,4 @@ def test_an_optimizer_built_before_the_first_call_trains_lazy_parameters(kind):
         torch.nn.functional.cross_entropy(theirs(as_torch(X)), torch.from_numpy(y)).backward()
         their_opt.step()
         check_same_parameters(ours, theirs, step)
-    assert all(not np.allclose(p.data, before) for p, before in zip(held, start))
+    assert all(not np.allclose(p._data, before) for p, before in zip(held, start))

@@ -96,9 +96,9 @@ class LastOnlySequential(AddModuleSequential):
 
 class DataForwardSequential(AddModuleSequential):  # right numbers, but autograd is bypassed
     def forward(self, X):
-        x = X.data
+        x = X._data
         for m in self.children():
-            x = m(dm.tensor(x)).data
+            x = m(dm.tensor(x))._data
         return dm.tensor(x)
 
 
@@ -223,7 +223,7 @@ class ParallelTwiceNet1(Parallel):
 
 class ParallelNumpy(Parallel):
     def forward(self, X):
-        return dm.tensor(np.concatenate([self.net1(X).data, self.net2(X).data], axis=1))
+        return dm.tensor(np.concatenate([self.net1(X)._data, self.net2(X)._data], axis=1))
 
 
 class ParallelTuple(Parallel):
@@ -319,10 +319,10 @@ def test_factory_rejects_wrong_answers(fn, phrases):
 # ---- what every check promises ----------------------------------------------------------------------------
 def test_checks_leave_the_random_numbers_of_the_notebook_alone():
     dm.manual_seed(0)
-    expected = dm.rand(3).data
+    expected = dm.rand(3)._data
     dm.manual_seed(0)
     check_parallel(Parallel), check_factory(make_blocks_repeated), check_registered(StubSequential)
-    np.testing.assert_array_equal(dm.rand(3).data, expected)
+    np.testing.assert_array_equal(dm.rand(3)._data, expected)
 
 
 def test_checks_are_deterministic():

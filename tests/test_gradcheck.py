@@ -44,7 +44,7 @@ def central_difference(fn, arrays, arg: int, index: tuple, weights, eps: float =
     def loss(shift):
         nudged = [a.copy() for a in arrays]
         nudged[arg][index] += shift
-        return float((fn(*[dm.tensor(a) for a in nudged]).data * weights).sum())
+        return float((fn(*[dm.tensor(a) for a in nudged])._data * weights).sum())
     return (loss(eps) - loss(-eps)) / (2 * eps)
 
 
@@ -54,12 +54,12 @@ def gradcheck(fn: Callable, *inputs, rtol: float = 1e-5, atol: float = 1e-6) -> 
     tensors = [dm.tensor(a, requires_grad=True) for a in arrays]
     out = fn(*tensors)
     # the value must not depend on whether autograd records it
-    np.testing.assert_allclose(out.data, fn(*[dm.tensor(a) for a in arrays]).data, rtol=1e-12,
+    np.testing.assert_allclose(out._data, fn(*[dm.tensor(a) for a in arrays])._data, rtol=1e-12,
                                err_msg="the output differs when the inputs require grad")
     weights = cotangent(out.shape)
     out.backward(weights)
     for arg, (array, t) in enumerate(zip(arrays, tensors)):
-        got = np.zeros_like(array) if t.grad is None else t.grad.data
+        got = np.zeros_like(array) if t.grad is None else t.grad._data
         assert got.shape == array.shape and got.dtype == np.float64, (
             f"argument {arg}: gradient has shape {got.shape} and dtype {got.dtype}, expected {array.shape} float64")
         for index in np.ndindex(array.shape):
@@ -72,7 +72,7 @@ def gradcheck(fn: Callable, *inputs, rtol: float = 1e-5, atol: float = 1e-6) -> 
 def test_gradcheck_catches_a_wrong_backward():
     """The checker itself can fail: a rule that forgets the 2 in d(x^2) = 2x dx is caught at 1.5 (at 0 both are 0)."""
     def bad_square(x):
-        return dm.Tensor._result(x.data ** 2, (x,), 'bad_square', lambda g: (g * x.data,))
+        return dm.Tensor._result(x._data ** 2, (x,), 'bad_square', lambda g: (g * x._data,))
     with pytest.raises(AssertionError, match=r"argument 0, index \(1,\): backward gave .*central difference"):
         gradcheck(bad_square, [0.0, 1.5])
 
@@ -250,14 +250,14 @@ def test_forward_and_backward_match_pytorch(case: Case):
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, expected = case.fn(DM, *ours), case.fn(TORCH, *theirs)
     assert out.shape == tuple(expected.shape) and out.dtype == np.float64
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out._data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
     weights = cotangent(out.shape)
     out.backward(weights)
     expected.backward(torch.tensor(weights))
     for arg, (t, tt) in enumerate(zip(ours, theirs)):
         assert (t.grad is None) == (tt.grad is None), f"argument {arg}: d2lmod grad {t.grad}, torch grad {tt.grad}"
         if t.grad is not None:
-            np.testing.assert_allclose(t.grad.data, tt.grad.numpy(), rtol=1e-10, atol=1e-12,
+            np.testing.assert_allclose(t.grad._data, tt.grad.numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"gradient of argument {arg}")
 
 
@@ -274,7 +274,7 @@ def test_gradients_at_kinks_match_pytorch(kink):
     x, xt = dm.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
     KINKS[kink](DM, x).sum().backward()
     KINKS[kink](TORCH, xt).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad._data, xt.grad.numpy())
 
 
 @pytest.mark.torch
@@ -283,8 +283,8 @@ def test_max_over_a_dim_returns_pytorchs_indices_too():
     values = np.random.default_rng(0).permutation(24).reshape(2, 3, 4).astype(np.float64)  # no ties
     for dim, keepdim in [(0, False), (1, True), (-1, False)]:
         ours, theirs = dm.tensor(values).max(dim, keepdim), torch.tensor(values).max(dim, keepdim)
-        np.testing.assert_array_equal(ours[0].data, theirs[0].numpy())
-        np.testing.assert_array_equal(ours[1].data, theirs[1].numpy())
+        np.testing.assert_array_equal(ours[0]._data, theirs[0].numpy())
+        np.testing.assert_array_equal(ours[1]._data, theirs[1].numpy())
         assert ours[1].dtype == np.int64
 
 
@@ -306,8 +306,8 @@ def test_extreme_scores_match_pytorch_without_warnings(op):
         out.backward(np.ones(out.shape, np.float32))
     expected = EXTREMES[op](TORCH, xt)
     expected.backward(torch.ones(expected.shape))
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(x.grad.data, xt.grad.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out._data, expected.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad._data, xt.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
 # ---- the same ops over many shapes and values (hypothesis) ---------------------------------------------------
@@ -381,7 +381,7 @@ def test_dropout_sends_gradient_only_through_kept_elements():
         return dm.nn.functional.dropout(x, p=0.4)
     x = np.random.default_rng(0).uniform(0.5, 1.5, (4, 5))
     gradcheck(dropped, x)
-    out = dropped(dm.tensor(x)).data
+    out = dropped(dm.tensor(x))._data
     kept = out != 0
     assert 0 < kept.sum() < x.size
     np.testing.assert_allclose(out[kept], x[kept] / 0.6)  # survivors scaled by 1/(1-p)
@@ -393,7 +393,7 @@ def test_a_dtype_change_sends_the_gradient_back_in_the_input_dtype():
     assert y.dtype == np.float32
     (y * 3).sum().backward()
     assert x.grad.dtype == np.float64
-    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad._data, [3.0, 3.0])
 
 
 def test_comparisons_carry_no_gradient():
@@ -407,7 +407,7 @@ def test_gradients_accumulate_over_backward_calls():
     x = dm.tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 2 * 2 * x.data)
+    np.testing.assert_allclose(x.grad._data, 2 * 2 * x._data)
 
 
 @pytest.mark.torch
@@ -430,9 +430,9 @@ def test_backward_on_a_leaf_itself_fills_its_grad_with_a_copy_of_the_gradient():
     w = dm.tensor([1.0, 2.0], requires_grad=True)
     g = np.array([3.0, 4.0], np.float32)
     w.backward(g)
-    np.testing.assert_array_equal(w.grad.data, g)
+    np.testing.assert_array_equal(w.grad._data, g)
     g[0] = 0  # changing the caller's array later must not change w.grad
-    np.testing.assert_array_equal(w.grad.data, [3.0, 4.0])
+    np.testing.assert_array_equal(w.grad._data, [3.0, 4.0])
 
 
 def test_no_two_leaves_share_a_gradient_array_and_none_is_a_view():
@@ -440,10 +440,10 @@ def test_no_two_leaves_share_a_gradient_array_and_none_is_a_view():
     a, b = dm.ones(2, 3, requires_grad=True), dm.ones(2, 3, requires_grad=True)
     c, d = dm.ones(6, requires_grad=True), dm.ones(1, 3, requires_grad=True)
     (a + b + c.reshape(2, 3) + dm.cat([d, d * 2], 0)).sum().backward()
-    grads = [t.grad.data for t in (a, b, c, d)]
+    grads = [t.grad._data for t in (a, b, c, d)]
     assert all(g.base is None and g.flags.writeable for g in grads)
     assert not any(np.shares_memory(g, h) for i, g in enumerate(grads) for h in grads[i + 1:])
-    np.testing.assert_array_equal(d.grad.data, [[3.0, 3.0, 3.0]])
+    np.testing.assert_array_equal(d.grad._data, [[3.0, 3.0, 3.0]])
 
 
 @pytest.mark.torch

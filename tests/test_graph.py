@@ -136,7 +136,7 @@ def test_gradient_norms_appear_after_backward_only():
     for n in after.nodes:
         if n.kind == 'parameter':
             p = dict(net.named_parameters())[n.label]
-            assert n.grad_norm == pytest.approx(float((p.grad.data ** 2).sum() ** 0.5))
+            assert n.grad_norm == pytest.approx(float((p.grad._data ** 2).sum() ** 0.5))
     # the shared weight: one norm per use, on the node and on its two edges
     [weight] = by_label(after, '2.linear.weight')
     assert len(weight.grad_parts) == 2

@@ -210,7 +210,7 @@ def test_chimera_paths_read_like_pytorch():
 def test_state_dict_values_are_detached_copies_of_the_same_memory():
     layer = nn.Linear(2, 2)
     w = layer.state_dict()['weight']
-    assert not w.requires_grad and np.shares_memory(w.data, layer.weight.data)  # torch shares memory too
+    assert not w.requires_grad and np.shares_memory(w._data, layer.weight._data)  # torch shares memory too
     assert layer.state_dict(keep_vars=True)['weight'] is layer.weight
 
 
@@ -219,10 +219,10 @@ def test_load_state_dict_accepts_tensors_and_numpy_arrays_and_copies_them():
     src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
     state = {'weight': src.weight.detach(), 'bias': src.bias.detach().numpy()}
     assert dst.load_state_dict(state) == ([], [])
-    np.testing.assert_array_equal(dst.weight.data, src.weight.data)
-    np.testing.assert_array_equal(dst.bias.data, src.bias.data)
+    np.testing.assert_array_equal(dst.weight._data, src.weight._data)
+    np.testing.assert_array_equal(dst.bias._data, src.bias._data)
     state['bias'][:] = 7  # the model keeps its own copy
-    assert not (dst.bias.data == 7).any()
+    assert not (dst.bias._data == 7).any()
 
 
 def test_load_state_dict_casts_to_the_models_dtype(torch):
@@ -258,7 +258,7 @@ def test_non_strict_load_returns_missing_and_unexpected_like_torch(torch):
     assert ours_result.missing_keys == theirs_result.missing_keys == ['0.bias', '2.weight', '2.bias']
     assert ours_result.unexpected_keys == theirs_result.unexpected_keys == ['extra.bias']
     assert ours_result._fields == ('missing_keys', 'unexpected_keys')
-    assert (ours[0].weight.data == 1).all()
+    assert (ours[0].weight._data == 1).all()
     with pytest.raises(RuntimeError, match=r'0\.bias'):  # a wrong shape is an error even when not strict, as in torch
         ours.load_state_dict({'0.bias': np.ones(5)}, strict=False)
 
@@ -286,7 +286,7 @@ def test_loading_into_a_fresh_lazy_model_sets_its_shapes(torch):
     fresh = CHAPTER_MODELS['net']()  # never called: in_features unknown until the load
     fresh.load_state_dict(trained.state_dict())
     assert fresh[0].weight.shape == (256, 20) and fresh[0].in_features == 20
-    np.testing.assert_array_equal(fresh(make_input(1)).data, trained(make_input(1)).data)
+    np.testing.assert_array_equal(fresh(make_input(1))._data, trained(make_input(1))._data)
     twin = torch_twin('net')  # torch's lazy layers also take their shapes from a load
     twin.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in trained.state_dict().items()})
     assert tuple(twin[0].weight.shape) == (256, 20)
@@ -363,7 +363,7 @@ def test_apply_initialises_every_linear():
 
     net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Sequential(nn.Linear(3, 1)))
     assert net.apply(init_constant) is net
-    assert (net[0].weight.data == 0.5).all() and (net[2][0].weight.data == 0.5).all()
+    assert (net[0].weight._data == 0.5).all() and (net[2][0].weight._data == 0.5).all()
 
 
 def test_forward_hook_sees_inputs_and_output_can_replace_it_and_can_be_removed():
@@ -378,9 +378,9 @@ def test_forward_hook_sees_inputs_and_output_can_replace_it_and_can_be_removed()
     out = layer(X)
     (module, inputs, output), = calls
     assert module is layer and isinstance(inputs, tuple) and inputs[0] is X
-    assert output.shape == (1, 2) and (out.data == 0).all() and not (output.data == 0).all()
+    assert output.shape == (1, 2) and (out._data == 0).all() and not (output._data == 0).all()
     handle.remove()
-    assert not (layer(X).data == 0).all() and len(calls) == 1
+    assert not (layer(X)._data == 0).all() and len(calls) == 1
 
 
 # ---- repr ---------------------------------------------------------------------------------------------------
@@ -561,9 +561,9 @@ def test_manual_seed_repeats_rand_randn_init_and_dropout():
 
     first, second = draw(), draw()
     for a, b in zip(first, second):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a._data, b._data)
     dm.manual_seed(43)
-    assert not np.array_equal(dm.rand(2, 3).data, first[0].data)
+    assert not np.array_equal(dm.rand(2, 3)._data, first[0]._data)
 
 
 # ---- tensors ------------------------------------------------------------------------------------------------
@@ -577,7 +577,7 @@ def test_tensor_dtype_rules():
     source = np.zeros(2)
     t = dm.tensor(source)
     source[0] = 5
-    assert t.data[0] == 0  # dm.tensor copies, like torch.tensor
+    assert t._data[0] == 0  # dm.tensor copies, like torch.tensor
 
 
 def test_tensor_basics_match_torch(torch):
@@ -595,7 +595,7 @@ def test_detach_shares_memory_and_drops_history():
     x = dm.ones(3, requires_grad=True)
     y = x * 2
     d = y.detach()
-    assert not d.requires_grad and d.is_leaf and np.shares_memory(d.data, y.data)
+    assert not d.requires_grad and d.is_leaf and np.shares_memory(d._data, y._data)
     with pytest.raises(RuntimeError, match=r'\.detach\(\)\.numpy\(\)'):
         y.numpy()
 
@@ -614,8 +614,8 @@ def test_in_place_ops_on_a_non_leaf_record_gradients_like_torch(torch):
         X.sum().backward()
         return X
 
-    np.testing.assert_allclose(updated(x).data, updated(tx).detach().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(updated(x)._data, updated(tx).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad._data, tx.grad.numpy(), rtol=1e-6)
 
 
 def test_in_place_after_another_use_keeps_that_use_gradient_like_torch(torch):
@@ -669,7 +669,7 @@ def test_functional_call_uses_the_given_tensors_and_leaves_the_module_alone():
     out = functional_call(net, params, X)
     twin = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     twin.load_state_dict(params)
-    np.testing.assert_allclose(out.data, twin(X).data, rtol=1e-6)
+    np.testing.assert_allclose(out._data, twin(X)._data, rtol=1e-6)
     for key, value in net.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), own[key])
     out.sum().backward()

@@ -44,7 +44,7 @@ class Bypass(nn.Module):
         self.unused = nn.Linear(20, 5)
 
     def forward(self, X):
-        return (X @ self.w.data + self.used(X)).sum()
+        return (X @ self.w._data + self.used(X)).sum()
 
 
 class WithBuffers(nn.Module):
@@ -92,7 +92,7 @@ def test_lazy_models_before_their_first_call_show_question_marks(name):
     assert s.totals.unique is None and s.totals.lazy > 0
     assert '?' in text and 'pass an input' in text
     assert notes_of(s.info, 'lazy')
-    assert all(p.data is None for p in model.parameters())  # summary without inputs runs nothing
+    assert all(p._data is None for p in model.parameters())  # summary without inputs runs nothing
     ModuleTree(model)
     assert 'no gradients yet' in GradFlow(model).bars.value
 
@@ -169,8 +169,8 @@ def test_a_transformer_shaped_model_folds_by_depth():
 # ---- gradients -------------------------------------------------------------------------------------------
 def test_a_shared_parameters_gradient_is_split_by_call():
     lin = nn.Linear(1, 1)
-    lin.weight.data[:] = 2.0
-    lin.bias.data[:] = 1.0
+    lin.weight._data[:] = 2.0
+    lin.bias._data[:] = 1.0
     y = lin(lin(dm.tensor([[3.0]])))  # y = w (w x + b) + b
     y.sum().backward()
     by_path = {g.path: g for g in extract.grad_stats(lin)}
@@ -187,10 +187,10 @@ def test_chimera_call_parts_add_up_to_grad():
     weight = model[2].linear.weight
     parts = weight._grad_parts
     assert len(parts) == 2
-    np.testing.assert_allclose(sum(g for _, g in parts), weight.grad.data, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sum(g for _, g in parts), weight.grad._data, rtol=1e-5, atol=1e-7)
     [g] = [g for g in extract.grad_stats(model) if g.path == '2.linear.weight']
     assert [(p.call, p.module) for p in g.parts] == [(1, '2.linear'), (2, '2.linear')]
-    assert g.norm == pytest.approx(float(np.linalg.norm(weight.grad.data)), rel=1e-5)
+    assert g.norm == pytest.approx(float(np.linalg.norm(weight.grad._data)), rel=1e-5)
     second = max(parts, key=lambda part: part[0].index)[1]  # backward meets the later call first
     assert g.parts[1].norm == pytest.approx(float(np.linalg.norm(second)), rel=1e-5)
     html = render.gradflow_html(extract.grad_stats(model))
@@ -321,9 +321,9 @@ def test_explorer_buttons_run_forward_backward_and_step():
     ex.buttons['backward'].click()  # runs forward first
     assert ex.errors.value == '' and len(ex.history) == 1
     assert ex.tree.info.totals.unique == 4712 and ex.tree.info.module('2.linear').calls == 2
-    before = model[1].weight.data.copy()
+    before = model[1].weight._data.copy()
     ex.buttons['step'].click()
-    np.testing.assert_allclose(model[1].weight.data, before - 0.05 * model[1].weight.grad.data, rtol=1e-6)
+    np.testing.assert_allclose(model[1].weight._data, before - 0.05 * model[1].weight.grad._data, rtol=1e-6)
     ex.buttons['forward'].click()
     assert len(ex.history) == 2 and '<svg' in ex.loss_plot.value
     ex.buttons['zero_grad'].click()

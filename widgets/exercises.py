@@ -115,7 +115,7 @@ def _missing(model: Module, expected: list) -> list:
 
 
 def _grads(params: list) -> list:
-    return [None if p.grad is None else p.grad.data.copy() for p in params]
+    return [None if p.grad is None else p.grad._data.copy() for p in params]
 
 
 def _backward(out: Tensor, gradient=None) -> None:
@@ -167,7 +167,7 @@ def check_registered(MySequentialClass) -> str:
     what = f'calling {call} on an input of shape {X.shape}'
     out = _need_tensor(_run(what, net, X), what)
     want = layers[2](layers[1](layers[0](X)))
-    if out.shape != want.shape or not _same(out.data, want.data):
+    if out.shape != want.shape or not _same(out._data, want._data):
         raise _Stop(f'{what} gives an output (of shape {out.shape}) that differs from running the modules one '
                     f'after another in the order given (shape {want.shape})')
     _backward(out.sum())
@@ -197,7 +197,7 @@ def check_parallel(ParallelClass) -> str:
 
         X = dm.rand(4, 6)
         y1, y2 = net1(X), net2(X)
-        G = dm.randn(4, sum(widths)).data
+        G = dm.randn(4, sum(widths))._data
         y1.backward(G[:, :widths[0]])
         y2.backward(G[:, widths[0]:])
         want_grads = _grads(params)
@@ -210,10 +210,10 @@ def check_parallel(ParallelClass) -> str:
             raise _Stop(f'{call} gives an output of shape {out.shape} for an input of shape {X.shape}; with '
                         f'outputs of shapes {y1.shape} and {y2.shape} it should be {want_shape}: one row per '
                         'example, the features of both networks side by side')
-        left, right = out.data[:, :widths[0]], out.data[:, widths[0]:]
-        if _same(out.data[:, :widths[1]], y2.data):
+        left, right = out._data[:, :widths[0]], out._data[:, widths[0]:]
+        if _same(out._data[:, :widths[1]], y2._data):
             raise _Stop(f'the output of {call} starts with net2\'s columns: net1\'s output comes first')
-        if not _same(left, y1.data) or not _same(right, y2.data):
+        if not _same(left, y1._data) or not _same(right, y2._data):
             raise _Stop(f'the output of {call} has the right shape but other numbers: its first {widths[0]} '
                         f'columns should be net1(X) and the last {widths[1]} net2(X), both run on the same X')
         _backward(out, dm.tensor(G))
@@ -274,7 +274,7 @@ def check_factory(make_blocks) -> str:
             want = X
             for b in blocks:
                 want = b(want)
-            if not _same(out.data, want.data):
+            if not _same(out._data, want._data):
                 raise _Stop(f'{call} does not give the output of its {n} blocks run one after another')
         _backward(out.sum())
         if any(p.grad is None for p in net.parameters()):

@@ -146,7 +146,7 @@ class Explorer(W.VBox):
         if not isinstance(out, Tensor):
             raise TypeError(f"the model returned a {type(out).__name__}, not a Tensor; pass loss_fn= to turn it "
                             "into a scalar loss")
-        if out.data.size == 1:
+        if out._data.size == 1:
             return out, 'the output is the loss'
         return out.sum(), 'loss = output.sum() (pass loss_fn= for a real loss)'
 

@@ -155,7 +155,7 @@ def _add(a, b):
 
 
 def _count(t: Tensor) -> int | None:
-    return None if t.data is None else int(t.data.size)
+    return None if t._data is None else int(t._data.size)
 
 
 def output_str(out) -> str:
@@ -216,7 +216,7 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
             trains = ('; it has requires_grad=True, so it trains only if you hand it to the optimizer yourself'
                       if value.requires_grad else '')
             notes.append(Note(where, 'plain tensor',
-                              f'a plain tensor attribute of shape {shape_str(value.shape)} ({value.data.size:,} '
+                              f'a plain tensor attribute of shape {shape_str(value.shape)} ({value._data.size:,} '
                               f'numbers): not a parameter, not in state_dict(), not moved by to(){trains}; '
                               'register_buffer registers it without training it'))
         elif isinstance(value, (list, tuple, dict)):
@@ -235,7 +235,7 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
                                   f'{n} parameters that are invisible to parameters(), state_dict(), to() and the '
                                   f'optimizer; use {fix}'))
             if tensors:
-                numbers = sum(t.data.size for t in tensors if t.data is not None)
+                numbers = sum(t._data.size for t in tensors if t._data is not None)
                 notes.append(Note(where, 'hidden',
                                   f'a plain Python {kind} holding {len(tensors)} tensor(s) '
                                   f'({numbers:,} numbers) that are invisible to parameters(), state_dict() and '
@@ -244,8 +244,8 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
 
 
 def _plain_numbers(modules) -> int:
-    return sum(int(v.data.size) for m in modules for _, v in _plain_attributes(m)
-               if isinstance(v, Tensor) and v.data is not None)
+    return sum(int(v._data.size) for m in modules for _, v in _plain_attributes(m)
+               if isinstance(v, Tensor) and v._data is not None)
 
 
 # ---- the model, as data -------------------------------------------------------------------------------
@@ -253,9 +253,9 @@ def describe(model: Module, *inputs) -> ModelInfo:
     """The module tree of model with counts and notes; with inputs, run it once to count calls and shapes."""
     if not isinstance(model, Module):
         raise TypeError(f"describe() expects a d2lmod Module, got a {type(model).__name__}")
-    lazy_before = [(n, p) for n, p in model.named_parameters() if p.data is None]
+    lazy_before = [(n, p) for n, p in model.named_parameters() if p._data is None]
     calls = _run_counting(model, inputs) if inputs else None
-    initialized = [n for n, p in lazy_before if p.data is not None]
+    initialized = [n for n, p in lazy_before if p._data is not None]
 
     walked = list(_walk(model))
     registered = {id(m) for _, m, _, _ in walked}
@@ -334,7 +334,7 @@ def _totals(model: Module, modules: list) -> Totals:
     counts = [p.count for p in unique]
     trainable = [p.count for p in unique if p.trainable]
     frozen = [p.count for p in unique if not p.trainable]
-    buffers = sum(int(b.data.size) for b in model.buffers() if b.data is not None)
+    buffers = sum(int(b._data.size) for b in model.buffers() if b._data is not None)
     return Totals(None if None in counts else sum(counts), modules[0].total_per_call,
                   None if None in trainable else sum(trainable), None if None in frozen else sum(frozen),
                   buffers, _plain_numbers(model.modules()), counts.count(None))
@@ -431,7 +431,7 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
             reason = _why_no_grad(p, owners[id(p)], calls, any_grad)
             out.append(GradInfo(path, tuple(p.shape), count, False, reason, 0.0, 0.0, 0.0, [], ''))
             continue
-        g = p.grad.data
+        g = p.grad._data
         parts, note = _grad_parts(p, paths), ''
         if parts and not np.allclose(sum(part for _, _, part in parts), g, rtol=1e-4, atol=1e-6):
             note = ('the calls add up to the last backward() only: .grad also holds earlier ones '
@@ -458,7 +458,7 @@ def _grad_parts(p: Parameter, paths: dict) -> list:
 
 def _why_no_grad(p: Parameter, owner: str, calls: dict | None, any_grad: bool) -> str:
     """One phrase saying why backward() left p.grad as None."""
-    if p.data is None:
+    if p._data is None:
         return 'not initialized: its lazy layer has not run yet'
     if not p.requires_grad:
         return 'frozen: requires_grad=False'

@@ -181,7 +181,7 @@ def _leaf_kinds(order: list, names: _Names) -> dict:
         elif kind is None and isinstance(t, Parameter):
             kind, label, note = 'parameter', 'parameter', 'not in the model'
         elif kind is None and _is_constant(t):
-            kind, label, note = 'constant', f'{float(t.data.reshape(-1)[0]):g}', 'constant'
+            kind, label, note = 'constant', f'{float(t._data.reshape(-1)[0]):g}', 'constant'
         elif kind is None:
             kind = 'input'
             number = next(i for i, u in enumerate(unnamed_inputs, 1) if u is t)  # by identity: == is elementwise
@@ -195,7 +195,7 @@ def _leaf_kinds(order: list, names: _Names) -> dict:
 
 def _is_constant(t: Tensor) -> bool:
     """A one-number leaf that needs no gradient: the 2 of `X /= 2`, the 1 of `+ 1`."""
-    return t.data is not None and t.data.size == 1 and not t.requires_grad and not isinstance(t, Parameter)
+    return t._data is not None and t._data.size == 1 and not t.requires_grad and not isinstance(t, Parameter)
 
 
 def _runs(order: list, kinds: dict) -> dict:
@@ -203,7 +203,7 @@ def _runs(order: list, kinds: dict) -> dict:
     uses = Counter(id(p) for t in order for p in t._inputs())
 
     def sides(t):  # what an op takes besides its first input; equal constants count as the same
-        return tuple(('value', s.shape, s.data.tobytes()) if kinds.get(id(s), ('',))[0] == 'constant'
+        return tuple(('value', s.shape, s._data.tobytes()) if kinds.get(id(s), ('',))[0] == 'constant'
                      else ('same', id(s)) for s in t._inputs()[1:])
 
     first = {}
@@ -219,7 +219,7 @@ def _runs(order: list, kinds: dict) -> dict:
 
 def _grad_norm(t: Tensor) -> float | None:
     grad = getattr(t, 'grad', None)
-    return None if grad is None else float(np.linalg.norm(grad.data))
+    return None if grad is None else float(np.linalg.norm(grad._data))
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -336,7 +336,7 @@ def _split_shared_grads(order: list, node_of: dict, by_id: dict, edges: list, cl
         per_cluster = {}
         for call, grad in parts:
             key = cluster_of_call.get(id(call)) if call is not None else None
-            per_cluster[key] = per_cluster.get(key, 0) + np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            per_cluster[key] = per_cluster.get(key, 0) + np.asarray(grad._data if isinstance(grad, Tensor) else grad)
         if len(per_cluster) < 2:
             continue  # all uses in one call: the node's own norm says it all
         src = node_of[id(t)]

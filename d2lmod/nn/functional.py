@@ -37,7 +37,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 
 def cross_entropy(input: Tensor, target) -> Tensor:
     """-mean_i log softmax(input)[i, target_i].  input: (N, C) scores, target: (N,) integer class labels."""
-    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+    labels = np.asarray(target._data if isinstance(target, Tensor) else target)
     if input.ndim != 2:
         raise ValueError(f"cross_entropy expects scores of shape (N, C), got {input.shape}")
     if labels.dtype.kind not in 'iu':

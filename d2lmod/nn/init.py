@@ -11,7 +11,7 @@ from ..tensor import Tensor
 
 def _shape(tensor: Tensor) -> tuple:
     """The shape to fill; a lazy parameter has none yet."""
-    if tensor.data is None:
+    if tensor._data is None:
         raise ValueError("cannot initialise an uninitialized (lazy) parameter: run the model once on an input "
                          "first, then initialise (e.g. with net.apply(init_fn))")
     return tensor.shape
@@ -19,7 +19,7 @@ def _shape(tensor: Tensor) -> tuple:
 
 def _fill(tensor: Tensor, values) -> Tensor:
     _shape(tensor)  # a lazy parameter has nothing to fill yet
-    tensor.data[...] = values
+    tensor._data[...] = values
     return tensor
 
 

@@ -35,10 +35,10 @@ class Linear(Module):
 
     def reset_parameters(self, in_features: int) -> None:
         """PyTorch's default: every number uniform in [-1/sqrt(in_features), +1/sqrt(in_features)]."""
-        self.weight.data = np.zeros((self.out_features, in_features), np.float32)
+        self.weight._data = np.zeros((self.out_features, in_features), np.float32)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # = uniform(+-1/sqrt(in_features))
         if self.bias is not None:
-            self.bias.data = np.zeros(self.out_features, np.float32)
+            self.bias._data = np.zeros(self.out_features, np.float32)
             bound = 1 / math.sqrt(in_features) if in_features > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
@@ -57,7 +57,7 @@ class LazyLinear(Linear):
         super().__init__(None, out_features, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.weight.data is None:
+        if self.weight._data is None:
             if _need_tensor(x, 'LazyLinear').ndim == 0:
                 raise ValueError("expected an input of shape (..., in_features), got a scalar")
             self.reset_parameters(x.shape[-1])  # the same Parameter objects get their values: optimizers keep them

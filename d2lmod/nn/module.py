@@ -21,20 +21,20 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True, shape: tuple | None = None):
         if data is None:
             Tensor.__init__(self, np.zeros(0, np.float32))
-            self.data, self._lazy_shape, self.requires_grad = None, tuple(shape), requires_grad
+            self._data, self._lazy_shape, self.requires_grad = None, tuple(shape), requires_grad
         else:
-            Tensor.__init__(self, data.data if isinstance(data, Tensor) else data, requires_grad)
+            Tensor.__init__(self, data._data if isinstance(data, Tensor) else data, requires_grad)
 
     @property
     def shape(self) -> tuple:
-        return self._lazy_shape if self.data is None else self.data.shape
+        return self._lazy_shape if self._data is None else self._data.shape
 
     @property
     def dtype(self):
-        return np.dtype(np.float32) if self.data is None else self.data.dtype
+        return np.dtype(np.float32) if self._data is None else self._data.dtype
 
     def __repr__(self):
-        if self.data is None:
+        if self._data is None:
             return f'Parameter(uninitialized, shape={_shape_str(self.shape)})'
         return 'Parameter containing:\n' + Tensor.__repr__(self)
 
@@ -48,7 +48,7 @@ def _shape_str(shape) -> str:
 def _needs_values(method):
     """method, but an uninitialized lazy parameter says so instead of failing deep inside NumPy."""
     def checked(self, *args, **kwargs):
-        if self.data is None:
+        if self._data is None:
             raise ValueError(f"this parameter is not initialized yet (shape {_shape_str(self.shape)}); "
                              "run the model once on an input so its lazy layers learn their input size")
         return method(self, *args, **kwargs)
@@ -64,7 +64,7 @@ for _name, _member in list(vars(Tensor).items()):
     if inspect.isfunction(_member):
         setattr(Parameter, _name, _needs_values(_member))
     elif isinstance(_member, property):
-        setattr(Parameter, _name, property(_needs_values(_member.fget)))
+        setattr(Parameter, _name, property(_needs_values(_member.fget), _member.fset))
 
 
 class ModuleCall:
@@ -288,7 +288,7 @@ class Module:
                 (n, b) for n, b in module._buffers.items() if n not in module._non_persistent]
             for name, t in entries:
                 if t is not None:
-                    out[f'{path}.{name}' if path else name] = t if keep_vars or t.data is None else t.detach()
+                    out[f'{path}.{name}' if path else name] = t if keep_vars or t._data is None else t.detach()
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
@@ -299,7 +299,7 @@ class Module:
         values, problems, lazy = {}, [], []
         for key, target in own.items():
             if key in state_dict:
-                if isinstance(state_dict[key], Tensor) and state_dict[key].data is None:
+                if isinstance(state_dict[key], Tensor) and state_dict[key]._data is None:
                     lazy.append(f"{key}: the dict holds an uninitialized lazy parameter (run its model once first)")
                     continue
                 value = as_array(state_dict[key])
@@ -319,7 +319,7 @@ class Module:
                                + '; '.join(problems) + ". To fix it, " + ', or '.join(fixes))
         with no_grad():
             for key, value in values.items():
-                own[key].data = np.array(value, dtype=own[key].dtype)  # a copy, cast to the model's dtype
+                own[key]._data = np.array(value, dtype=own[key].dtype)  # a copy, cast to the model's dtype
         return IncompatibleKeys(missing, unexpected)
 
     # ---- moving, modes, gradients -----------------------------------------------------------------------
@@ -329,10 +329,10 @@ class Module:
         dtype = resolve_to(dtype if dtype is not None else target)
         if dtype is not None:
             for t in list(self.parameters()) + list(self.buffers()):
-                if t.data is not None and t.dtype.kind == 'f':
-                    t.data = t.data.astype(dtype)
+                if t._data is not None and t.dtype.kind == 'f':
+                    t._data = t._data.astype(dtype)
                     if t.grad is not None:
-                        t.grad = Tensor(t.grad.data.astype(dtype))
+                        t.grad = Tensor(t.grad._data.astype(dtype))
         return self
 
     def float(self) -> Module:
