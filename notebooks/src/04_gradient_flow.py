@@ -17,9 +17,9 @@
 
 # %%
 import numpy as np
-from sklearn.datasets import load_digits
 
 import d2lmod as dm
+from d2lmod.datasets import load_digits
 from d2lmod import nn
 from d2lmod.nn import functional as F
 from d2lmod.widgets import Explorer, GradFlow, summary
@@ -29,8 +29,8 @@ dm.manual_seed(0)   # every random number of d2lmod in this notebook follows fro
 # %% [markdown]
 # ## 4.1 The data: 1,797 small digits
 #
-# scikit-learn ships a small data set of handwritten digits with the library, so nothing is downloaded. Each
-# image has 8 x 8 pixels with brightness 0 to 16; we flatten it into 64 numbers and divide by 16, so every
+# d2lmod ships a small data set of handwritten digits inside the package (the same 1,797 images that
+# scikit-learn ships), so nothing is downloaded. Each image has 8 x 8 pixels with brightness 0 to 16; we flatten it into 64 numbers and divide by 16, so every
 # input lies between 0 and 1. We shuffle once with a fixed seed, keep 1,500 images for training and the
 # other 297 for testing.
 #
@@ -41,9 +41,8 @@ dm.manual_seed(0)   # every random number of d2lmod in this notebook follows fro
 # your numbers will match these.
 
 # %%
-digits = load_digits()
-images = digits.data / 16                           # (1797, 64), float64
-labels = digits.target.astype(np.int64)             # (1797,), the digit 0-9 each image shows
+pixels, labels = load_digits()                      # (1797, 8, 8) brightness 0-16; (1797,) the digit 0-9
+images = pixels.reshape(len(pixels), 64) / 16       # (1797, 64), float64
 
 order = np.random.default_rng(0).permutation(len(images))
 X_train, y_train = dm.tensor(images[order[:1500]]), labels[order[:1500]]
