@@ -104,3 +104,5 @@ Tensor.normal_ = lambda self, mean=0.0, std=1.0: update(
     self, 'normal_', _random(lambda shape: factories.generator().normal(mean, std, shape), 'normal'))
 Tensor.uniform_ = lambda self, a=0.0, b=1.0: update(
     self, 'uniform_', _random(lambda shape: factories.generator().uniform(a, b, shape), 'uniform'))
+Tensor.add_, Tensor.sub_, Tensor.mul_, Tensor.div_ = (Tensor.__iadd__, Tensor.__isub__, Tensor.__imul__,
+                                                      Tensor.__itruediv__)
