@@ -154,6 +154,11 @@ def _add(a, b):
     return None if a is None or b is None else a + b
 
 
+def _shape(t: Tensor) -> tuple:
+    """A lazy parameter has no shape yet (PyTorch's UninitializedParameter): shown as '(?,)'."""
+    return (None,) if t._data is None else tuple(t.shape)
+
+
 def _count(t: Tensor) -> int | None:
     return None if t._data is None else int(t._data.size)
 
@@ -294,7 +299,7 @@ def _param_infos(path: str, module: Module, first_param: dict) -> list:
     for name, p in module._parameters.items():
         if p is not None:
             ppath = f'{path}.{name}' if path else name
-            params.append(ParamInfo(ppath, name, tuple(p.shape), _count(p), p.requires_grad, first_param.get(id(p)), p))
+            params.append(ParamInfo(ppath, name, _shape(p), _count(p), p.requires_grad, first_param.get(id(p)), p))
             first_param.setdefault(id(p), ppath)
     return params
 
@@ -429,7 +434,7 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
         count = _count(p)
         if p.grad is None:
             reason = _why_no_grad(p, owners[id(p)], calls, any_grad)
-            out.append(GradInfo(path, tuple(p.shape), count, False, reason, 0.0, 0.0, 0.0, [], ''))
+            out.append(GradInfo(path, _shape(p), count, False, reason, 0.0, 0.0, 0.0, [], ''))
             continue
         g = p.grad._data
         parts, note = _grad_parts(p, paths), ''
@@ -437,7 +442,7 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
             note = ('the calls add up to the last backward() only: .grad also holds earlier ones '
                     '(call zero_grad() before each backward())')
         split = [GradPart(i + 1, module, *_stats(part)) for i, (_, module, part) in enumerate(parts)]
-        out.append(GradInfo(path, tuple(p.shape), count, True, '', *_stats(g), split, note))
+        out.append(GradInfo(path, _shape(p), count, True, '', *_stats(g), split, note))
     return out
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from ..tensor import Tensor
 from . import functional as F
 from . import init
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter, UninitializedParameter, is_lazy
 
 
 def _need_tensor(x, layer: str) -> Tensor:
@@ -21,47 +22,64 @@ def _need_tensor(x, layer: str) -> Tensor:
 class Linear(Module):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch.  x: (N, in) -> (N, out)"""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         self.out_features = out_features
-        self.weight = Parameter(shape=(out_features, in_features))
-        self.bias = Parameter(shape=(out_features,)) if bias else None
-        if in_features is not None:
-            self.reset_parameters(in_features)
+        self.weight = Parameter(np.zeros((out_features, in_features), np.float32 if dtype is None else dtype))
+        if bias:
+            self.bias = Parameter(np.zeros(out_features, self.weight.dtype))
+        else:
+            self.register_parameter('bias', None)
+        self.reset_parameters()
 
     @property
-    def in_features(self):
-        return self.weight.shape[1]
+    def in_features(self) -> int:
+        """Read from the weight, so it is right after a lazy layer's first call or a load (0 until then)."""
+        return 0 if is_lazy(self.weight) else self.weight.shape[1]
 
-    def reset_parameters(self, in_features: int) -> None:
+    def reset_parameters(self) -> None:
         """PyTorch's default: every number uniform in [-1/sqrt(in_features), +1/sqrt(in_features)]."""
-        self.weight._data = np.zeros((self.out_features, in_features), np.float32)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # = uniform(+-1/sqrt(in_features))
         if self.bias is not None:
-            self.bias._data = np.zeros(self.out_features, np.float32)
-            bound = 1 / math.sqrt(in_features) if in_features > 0 else 0
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(_need_tensor(x, type(self).__name__), self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        size = '?' if self.in_features is None else self.in_features
-        return f'in_features={size}, out_features={self.out_features}, bias={self.bias is not None}'
+        return f'in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}'
 
 
 class LazyLinear(Linear):
-    """A Linear that learns in_features from its first input; until then its parameters are uninitialized."""
+    """A Linear that learns in_features from its first input, then becomes a Linear (see Module._infer_parameters).
 
-    def __init__(self, out_features: int, bias: bool = True):
-        super().__init__(None, out_features, bias)
+    Until then weight and bias are UninitializedParameters: printing them works, using them says to run the model.
+    """
+    cls_to_become = Linear
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.weight._data is None:
-            if _need_tensor(x, 'LazyLinear').ndim == 0:
-                raise ValueError("expected an input of shape (..., in_features), got a scalar")
-            self.reset_parameters(x.shape[-1])  # the same Parameter objects get their values: optimizers keep them
-        return super().forward(x)
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None):
+        Module.__init__(self)
+        self.out_features = out_features
+        self.weight = UninitializedParameter(dtype=dtype)
+        if bias:
+            self.bias = UninitializedParameter(dtype=dtype)
+        else:
+            self.register_parameter('bias', None)
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input) -> None:
+        """Materialize weight (out_features, input.shape[-1]) and bias (out_features,), then initialise them."""
+        if _need_tensor(input, 'LazyLinear').ndim == 0:
+            raise ValueError("expected an input of shape (..., in_features), got a scalar")
+        if self.has_uninitialized_params():
+            self.weight.materialize((self.out_features, input.shape[-1]))
+            if self.bias is not None:
+                self.bias.materialize((self.out_features,))
+            self.reset_parameters()
 
 
 class ReLU(Module):

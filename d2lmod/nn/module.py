@@ -1,70 +1,15 @@
-"""Parameter and Module: how a model registers, finds, saves and reports the tensors it trains."""
+"""Module: how a model registers, finds, saves, loads and reports the tensors it trains."""
 from __future__ import annotations
 
 import difflib
-import inspect
 import itertools
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
-from .. import ops  # noqa: F401  (installs the Tensor methods that Parameter checks below)
-from ..tensor import Tensor, _State, as_array, no_grad, resolve_to
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module registers and optimizers train (requires_grad=True by default).
-
-    A lazy layer's parameters start uninitialized: data is None and the unknown sizes of shape are None.
-    """
-
-    def __init__(self, data=None, requires_grad: bool = True, shape: tuple | None = None):
-        if data is None:
-            Tensor.__init__(self, np.zeros(0, np.float32))
-            self._data, self._lazy_shape, self.requires_grad = None, tuple(shape), requires_grad
-        else:
-            Tensor.__init__(self, data._data if isinstance(data, Tensor) else data, requires_grad)
-
-    @property
-    def shape(self) -> tuple:
-        return self._lazy_shape if self._data is None else self._data.shape
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float32) if self._data is None else self._data.dtype
-
-    def __repr__(self):
-        if self._data is None:
-            return f'Parameter(uninitialized, shape={_shape_str(self.shape)})'
-        return 'Parameter containing:\n' + Tensor.__repr__(self)
-
-
-def _shape_str(shape) -> str:
-    """(256, None) -> '(256, ?)': the unknown size of a lazy parameter shows as '?'."""
-    sizes = ['?' if n is None else str(n) for n in shape]
-    return '(' + ', '.join(sizes) + (',)' if len(sizes) == 1 else ')')
-
-
-def _needs_values(method):
-    """method, but an uninitialized lazy parameter says so instead of failing deep inside NumPy."""
-    def checked(self, *args, **kwargs):
-        if self._data is None:
-            raise ValueError(f"this parameter is not initialized yet (shape {_shape_str(self.shape)}); "
-                             "run the model once on an input so its lazy layers learn their input size")
-        return method(self, *args, **kwargs)
-    return checked
-
-
-# As in PyTorch, using a lazy parameter's values before the first call is an error that says so: every public
-# Tensor method and property that reads .data is checked on Parameter (shape, dtype and repr still work).
-for _name, _member in list(vars(Tensor).items()):
-    if _name in ('__init__', '__repr__', 'requires_grad_', 'size', 'is_leaf') or _name in vars(Parameter) \
-            or (_name.startswith('_') and not _name.startswith('__')):
-        continue
-    if inspect.isfunction(_member):
-        setattr(Parameter, _name, _needs_values(_member))
-    elif isinstance(_member, property):
-        setattr(Parameter, _name, property(_needs_values(_member.fget), _member.fset))
+from ..tensor import Tensor, _State, no_grad, resolve_to
+from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy  # noqa: F401
 
 
 class ModuleCall:
@@ -77,7 +22,7 @@ class ModuleCall:
 
 
 class RemovableHandle:
-    """Returned by register_forward_hook; .remove() takes the hook away again."""
+    """Returned by the register_*_hook methods; .remove() (or leaving a `with` block) takes the hook away."""
     _ids = itertools.count()
 
     def __init__(self, hooks: dict):
@@ -86,45 +31,60 @@ class RemovableHandle:
     def remove(self) -> None:
         self.hooks.pop(self.id, None)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
     def __repr__(self):
         return f'RemovableHandle(id={self.id})'
 
 
-class IncompatibleKeys(namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])):
-    """What load_state_dict did not match; shown as PyTorch shows it when everything matched."""
+class _IncompatibleKeys(namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])):
+    """What load_state_dict did not match; shown as PyTorch shows it."""
 
     def __repr__(self):
-        return '<All keys matched successfully>' if self == ([], []) else super().__repr__()
+        if not self.missing_keys and not self.unexpected_keys:
+            return '<All keys matched successfully>'
+        return f'_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})'
+
+    __str__ = __repr__
 
 
 class Module:
     """The base of every layer, block and model: subclass it, create children in __init__, write forward."""
+    cls_to_become = None  # a lazy layer names here the class it turns into after its first call (see _infer_parameters)
 
     def __init__(self):
         # object.__setattr__ skips our own __setattr__, which needs these dicts to exist already
-        object.__setattr__(self, '_parameters', OrderedDict())
-        object.__setattr__(self, '_buffers', OrderedDict())
+        for registry in ('_parameters', '_buffers', '_modules', '_forward_pre_hooks', '_forward_hooks'):
+            object.__setattr__(self, registry, OrderedDict())
         object.__setattr__(self, '_non_persistent', set())
-        object.__setattr__(self, '_modules', OrderedDict())
-        object.__setattr__(self, '_forward_hooks', OrderedDict())
         object.__setattr__(self, 'training', True)
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, X) to say "
-                                  "what the module computes")
+        raise NotImplementedError(f"Module [{type(self).__name__}] is missing the required \"forward\" function; "
+                                  "define forward(self, X) to say what the module computes")
 
-    # ---- calling: forward, hooks, and errors that say where they happened ------------------------------
+    # ---- calling: lazy sizes, hooks, forward, and errors that say where they happened -----------------
     def __call__(self, *args, **kwargs):
         parent = _State.module_call
         _State.module_call = ModuleCall(self, parent)
+        out, done = None, False
         try:
+            if self.cls_to_become is not None:
+                self._infer_parameters(args, kwargs)
+            if self._forward_pre_hooks:
+                args, kwargs = self._run_pre_hooks(args, kwargs)
             out = self.forward(*args, **kwargs)
-            if self._forward_hooks:
-                for hook in list(self._forward_hooks.values()):
-                    changed = hook(self, args, out)
-                    out = out if changed is None else changed
-            return out
+            if self.cls_to_become is not None:
+                self._infer_parameters(args, kwargs, after=True)
+            done = True
+            return self._run_hooks(args, kwargs, out, everything=True) if self._forward_hooks else out
         except Exception as error:
+            if not done and self._forward_hooks:  # hooks registered with always_call=True run even now
+                self._run_hooks(args, kwargs, out, everything=False)
             if '_d2lmod_module' not in error.__dict__:
                 error._d2lmod_module = self          # the innermost module the error came through
             if parent is None:
@@ -133,33 +93,81 @@ class Module:
         finally:
             _State.module_call = parent
 
-    def register_forward_hook(self, hook) -> RemovableHandle:
-        """hook(module, inputs, output) runs after every forward; a non-None result replaces the output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
-        return handle
+    def _infer_parameters(self, args, kwargs, after: bool = False) -> None:
+        """The lazy layers' class swap, for every lazy layer, here and nowhere else.
 
-    # ---- registration by attribute assignment ----------------------------------------------------------
+        Before the first forward a lazy layer's initialize_parameters(*inputs) (if it has one) reads the input
+        size and materializes its UninitializedParameters; a layer may also do that inside its forward. Once
+        nothing is uninitialized, the object's class becomes cls_to_become: a LazyLinear IS then a Linear, so
+        `type(m) == nn.Linear` in an initialiser finds it, exactly as in PyTorch. The object and its
+        parameters stay the same objects, so optimizers and references keep working.
+        """
+        if not after and self.has_uninitialized_params() and hasattr(self, 'initialize_parameters'):
+            with no_grad():
+                self.initialize_parameters(*args, **kwargs)
+        if not self.has_uninitialized_params():
+            for registry in (self._parameters, self._buffers):  # a layer that assigned values directly
+                for t in registry.values():
+                    if is_lazy(t):
+                        t.__class__ = t.cls_to_become
+            object.__setattr__(self, '__class__', self.cls_to_become)
+
+    def has_uninitialized_params(self) -> bool:
+        """True while a parameter or buffer of this module (not its children) still waits for its size."""
+        return any(is_lazy(t) and t._data is None
+                   for t in itertools.chain(self._parameters.values(), self._buffers.values()))
+
+    def _run_pre_hooks(self, args, kwargs):
+        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
+                                           f"but got {result!r:.80}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        return args, kwargs
+
+    def _run_hooks(self, args, kwargs, out, everything: bool):
+        for hook, with_kwargs, always_call in list(self._forward_hooks.values()):
+            if everything or always_call:
+                result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+                out = out if result is None else result
+        return out
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
+        """hook(module, args) runs before every forward; a non-None result replaces the inputs."""
+        return _add_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """hook(module, args, output) runs after every forward; a non-None result replaces the output."""
+        return _add_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
+
+    # ---- registration ------------------------------------------------------------------------------------
     # A registered parameter, buffer or child lives in two places: its registry (_parameters, _buffers or
     # _modules: the kind and the order that parameters(), state_dict() and to() walk) and the instance's
     # __dict__, so that reading self.weight in forward is an ordinary attribute lookup. (PyTorch keeps it in
     # the registry only and finds it through __getattr__, which costs about 2 us per read.) _register and
-    # _forget are the only places that write them, so the two always agree.
+    # _forget are the only places that write them, so the two always agree. The routing follows PyTorch's.
     def __setattr__(self, name: str, value) -> None:
         params = self.__dict__.get('_parameters')
         if params is None and isinstance(value, (Parameter, Module)):
-            raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() "
-                                 f"has run; call super().__init__() first in {type(self).__name__}.__init__")
+            raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() call; "
+                                 f"call super().__init__() first in {type(self).__name__}.__init__")
         if isinstance(value, Parameter):
-            self._register(params, name, value)
-        elif isinstance(value, Module):
-            self._register(self._modules, name, value)
-        elif params is not None and name in self._buffers:
-            self._register(self._buffers, name, None if value is None else _checked(value, f"buffer '{name}'", Tensor))
+            self._forget(name, keep=params)
+            self.register_parameter(name, value)
         elif params is not None and name in params:
-            self._register(params, name, None if value is None else _checked(value, f"parameter '{name}'", Parameter))
-        elif params is not None and name in self._modules:
-            self._register(self._modules, name, None if value is None else _checked(value, f"submodule '{name}'", Module))
+            self.register_parameter(name, _checked(value, f"parameter '{name}'", Parameter))
+        elif isinstance(value, Module) or params is not None and name in self._modules:
+            self._register(self._modules, name, _checked(value, f"submodule '{name}'", Module))
+        elif params is not None and name in self._buffers:
+            self._register(self._buffers, name, _checked(value, f"buffer '{name}'", Tensor))
         else:  # a plain attribute; a Tensor here is NOT registered (not a parameter, not saved, not moved)
             object.__setattr__(self, name, value)
 
@@ -167,7 +175,8 @@ class Module:
         """Put value under name in registry (where an old entry of it stood) and in __dict__; nowhere else."""
         self._forget(name, keep=registry)
         registry[name] = value
-        object.__setattr__(self, name, value)
+        if not hasattr(type(self), name):  # a child named like a method (PyTorch allows it) must not hide it
+            object.__setattr__(self, name, value)
 
     def _forget(self, name: str, keep: dict | None = None) -> None:
         """Drop name from __dict__ and every registry but keep, whose entry stays in place (the order stays, as in torch)."""
@@ -197,51 +206,103 @@ class Module:
         else:
             object.__delattr__(self, name)
 
+    def _check_name(self, kind: str, name, registry: dict | None) -> None:
+        """PyTorch's rules for a new name, checked before anything is registered."""
+        if registry is None:
+            raise AttributeError(f"cannot assign {kind} before Module.__init__() call; "
+                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+        if '.' in name:  # state_dict keys are dotted paths: a dotted name could not be found again
+            raise KeyError(f"{kind} name can't contain \".\", got: {name}; use '_' instead, e.g. "
+                           f"'{name.replace('.', '_')}'")
+        if name == '':
+            raise KeyError(f"{kind} name can't be empty string \"\"; give it a name such as 'layer0'")
+        if name not in registry and (name in self.__dict__ or hasattr(type(self), name) or any(
+                name in r for r in (self._parameters, self._buffers, self._modules))):
+            raise KeyError(f"attribute '{name}' already exists in {type(self).__name__}; registering a {kind} "
+                           "under that name would hide it, so choose another name")
+
     def add_module(self, name: str, module: Module | None) -> None:
         """Register module as a child called name (what attribute assignment does, for computed names)."""
-        if not isinstance(name, str) or not name or '.' in name:
-            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module('{name}', ...) expects a Module, got {type(module).__name__}")
-        if name in self.__dict__ and name not in self._modules:
-            raise KeyError(f"'{name}' is already an attribute of {type(self).__name__}")
+            raise TypeError(f"{type(module).__name__} is not a Module subclass; add_module('{name}', ...) "
+                            "expects a Module (e.g. nn.ReLU() rather than F.relu) or None")
+        self._check_name('module', name, self.__dict__.get('_modules'))
         self._register(self._modules, name, module)
 
+    register_module = add_module
+
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register param under name: trained by optimizers, saved in state_dict, moved by to()."""
+        self._check_name('parameter', name, self.__dict__.get('_parameters'))
         if param is not None:
             _checked(param, f"parameter '{name}'", Parameter)
+            if param._parents:
+                raise ValueError(f"Cannot assign non-leaf Tensor to parameter '{name}': it was computed from other "
+                                 "tensors; make it a leaf with nn.Parameter(t.detach())")
         self._register(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor the module owns but does not train: moved by to(), saved in state_dict if persistent."""
-        if tensor is not None:
-            _checked(tensor, f"buffer '{name}'", Tensor)
-        self._register(self._buffers, name, tensor)
+        self._check_name('buffer', name, self.__dict__.get('_buffers'))
+        self._register(self._buffers, name, _checked(tensor, f"buffer '{name}'", Tensor))
         if persistent:
             self._non_persistent.discard(name)
         else:
             self._non_persistent.add(name)
 
-    # ---- one traversal serves every listing ------------------------------------------------------------
-    def named_modules(self, prefix: str = '', remove_duplicate: bool = True):
-        """(dotted path, module) for self and every descendant, depth first; a shared module once.
+    def get_submodule(self, target: str) -> Module:
+        """The module at a dotted path, e.g. net.get_submodule('0.net.2'); '' is the module itself."""
+        module = self
+        for name in target.split('.') if target else []:
+            if not hasattr(module, name):
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}` (looking for '{target}'; "
+                                     "print the model to see its dotted names)")
+            module = getattr(module, name)
+            if not isinstance(module, Module):
+                raise AttributeError(f"`{name}` is not an nn.Module (looking for '{target}')")
+        return module
 
-        remove_duplicate=False lists a shared module under every path (as state_dict needs). A module
-        registered inside its own subtree is never entered twice on one path, so nothing loops forever.
+    def _get_member(self, target: str, registry: str, what: str):
+        path, _, name = target.rpartition('.')
+        module = self.get_submodule(path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}` (looking for '{target}')")
+        if name not in getattr(module, registry):
+            raise AttributeError(f"`{name}` is not {what} (looking for '{target}')")
+        return getattr(module, registry)[name]
+
+    def get_parameter(self, target: str) -> Parameter:
+        return self._get_member(target, '_parameters', 'an nn.Parameter')
+
+    def get_buffer(self, target: str) -> Tensor:
+        return self._get_member(target, '_buffers', 'a buffer')
+
+    # ---- one traversal serves every listing ------------------------------------------------------------
+    def named_modules(self, memo: set | None = None, prefix: str = '', remove_duplicate: bool = True):
+        """(dotted path, module) for self and every descendant, depth first as PyTorch; a shared module once.
+
+        remove_duplicate=False lists a shared module under every path (as state_dict needs). An explicit
+        stack instead of recursion, so any depth fits; a module inside its own subtree is not entered again.
         """
-        seen, stack = set(), [(prefix, self, frozenset())]
+        memo = set() if memo is None else memo
+        on_path, stack = set(), [(prefix, self)]
         while stack:
-            path, module, ancestors = stack.pop()
+            path, module = stack.pop()
+            if path is None:                  # the marker pushed below: we have left module's subtree
+                on_path.discard(id(module))
+                continue
             if remove_duplicate:
-                if id(module) in seen:
+                if module in memo:
                     continue
-                seen.add(id(module))
+                memo.add(module)
             yield path, module
-            ancestors = ancestors | {id(module)}
-            children = [(f'{path}.{name}' if path else name, child, ancestors)
-                        for name, child in module._modules.items()
-                        if child is not None and id(child) not in ancestors]
-            stack.extend(reversed(children))
+            on_path.add(id(module))
+            stack.append((None, module))
+            stack.extend(reversed([(f'{path}.{name}' if path else name, child)
+                                   for name, child in module._modules.items()
+                                   if child is not None and id(child) not in on_path]))
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -257,13 +318,14 @@ class Module:
         return (m for _, m in self.named_children())
 
     def _named_members(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool = True):
-        modules = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         seen = set()
         for path, module in modules:
             for name, t in getattr(module, registry).items():
-                if t is None or (remove_duplicate and id(t) in seen):
+                if t is None or id(t) in seen:
                     continue
-                seen.add(id(t))
+                if remove_duplicate:
+                    seen.add(id(t))
                 yield (f'{path}.{name}' if path else name), t
 
     def named_parameters(self, prefix: str = '', recurse: bool = True, remove_duplicate: bool = True):
@@ -273,67 +335,96 @@ class Module:
     def parameters(self, recurse: bool = True):
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix: str = '', recurse: bool = True):
-        return self._named_members('_buffers', prefix, recurse)
+    def named_buffers(self, prefix: str = '', recurse: bool = True, remove_duplicate: bool = True):
+        return self._named_members('_buffers', prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ---- saving and loading ----------------------------------------------------------------------------
-    def state_dict(self, keep_vars: bool = False) -> OrderedDict:
+    def state_dict(self, *args, destination=None, prefix: str = '', keep_vars: bool = False):
         """Every parameter and persistent buffer under every path (a shared one under each of its names)."""
-        out = OrderedDict()
-        for path, module in self.named_modules(remove_duplicate=False):
+        destination, prefix, keep_vars = (list(args) + [destination, prefix, keep_vars][len(args):])[:3]
+        out = OrderedDict() if destination is None else destination
+        for path, module in self.named_modules(prefix=prefix, remove_duplicate=False):
             entries = list(module._parameters.items()) + [
                 (n, b) for n, b in module._buffers.items() if n not in module._non_persistent]
             for name, t in entries:
                 if t is not None:
-                    out[f'{path}.{name}' if path else name] = t if keep_vars or t._data is None else t.detach()
+                    out[f'{path}.{name}' if path else name] = t if keep_vars or is_lazy(t) else t.detach()
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy values into this model's tensors; every missing, unexpected and mis-shaped key is reported at once."""
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False) -> _IncompatibleKeys:
+        """Copy the values into this model's own tensors, in place; check everything first, load all or nothing."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}."
+                            + (" To load a file, read it first: net.load_state_dict(dm.load(path))"
+                               if isinstance(state_dict, str) else ""))
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        values, problems, lazy = {}, [], []
+        problems, copies = [], []
         for key, target in own.items():
-            if key in state_dict:
-                if isinstance(state_dict[key], Tensor) and state_dict[key]._data is None:
-                    lazy.append(f"{key}: the dict holds an uninitialized lazy parameter (run its model once first)")
-                    continue
-                value = as_array(state_dict[key])
-                known = all(a in (b, None) for a, b in zip(target.shape, value.shape))
-                if len(target.shape) != value.ndim or not known:
-                    problems.append(f"{key}: the checkpoint has shape {value.shape}, the model {_shape_str(target.shape)}")
-                values[key] = value
-        fixes = ["build the model the same way as the saved one"]
-        if problems:  # strict=False does not help here: a wrong shape is an error either way, as in PyTorch
-            fixes.append("leave the mis-shaped keys out of the dict")
-        if strict and (missing or unexpected):
-            problems = [f"missing key {k}" for k in missing] + [f"unexpected key {k}" for k in unexpected] + problems
-            fixes.append("pass strict=False to load only the matching keys")
-        problems += lazy
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if not isinstance(value, Tensor):
+                problems.append(f'While copying the parameter named "{key}", expected torch.Tensor or Tensor-like '
+                                f"object from checkpoint but received {type(value)}; wrap it: dm.tensor(value)")
+            elif is_lazy(value) and value._data is None:
+                if not is_lazy(target):  # PyTorch raises right away here too, naming the shape
+                    raise RuntimeError(f"Can't access the shape of an uninitialized parameter or buffer: "
+                                       f"'{key}' in the state_dict belongs to a lazy layer that never ran; "
+                                       "run that model once on an input before saving its state_dict")
+            elif value._data.dtype.kind not in 'biuf':
+                problems.append(f"{key}: the checkpoint holds {value._data.dtype} values, which do not convert to "
+                                f"the model's {target.dtype}")
+            elif not (is_lazy(target) and target._data is None) and value.shape != target.shape:
+                problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} from "
+                                f"checkpoint, the shape in current model is {target.shape}.")
+            else:
+                copies.append((target, value))
+        if strict and unexpected:
+            problems.insert(0, 'Unexpected key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in unexpected) + '. ')
+        if strict and missing:
+            problems.insert(0, 'Missing key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in missing) + '. ')
         if problems:
-            raise RuntimeError(f"load_state_dict into {type(self).__name__} failed, nothing was loaded: "
-                               + '; '.join(problems) + ". To fix it, " + ', or '.join(fixes))
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} (nothing was loaded):\n\t"
+                               + '\n\t'.join(problems) + "\nTo fix it, build the model the same way as the saved "
+                               "one" + (", or pass strict=False to load only the matching keys" if strict and
+                                        (missing or unexpected) else ""))
         with no_grad():
-            for key, value in values.items():
-                own[key]._data = np.array(value, dtype=own[key].dtype)  # a copy, cast to the model's dtype
-        return IncompatibleKeys(missing, unexpected)
+            for target, value in copies:  # into the existing arrays: every name and reference stays in step
+                if is_lazy(target):
+                    target.materialize(value.shape)
+                target._data[...] = value._data
+        for module in self.modules():  # lazy layers whose every tensor came from the dict become eager
+            if module.cls_to_become is not None and not module.has_uninitialized_params():
+                module._infer_parameters((), {}, after=True)
+        return _IncompatibleKeys(missing, unexpected)
 
     # ---- moving, modes, gradients -----------------------------------------------------------------------
-    def to(self, target=None, dtype=None, device=None) -> Module:
-        """to(dm.float64) casts floating parameters and buffers in place; 'cpu' is the only device."""
-        resolve_to(device)
-        dtype = resolve_to(dtype if dtype is not None else target)
+    def to(self, *args, **kwargs) -> Module:
+        """to(dtype), to(device), to(device, dtype), to(tensor), dtype=/device=: casts float tensors in place.
+
+        Parameters and buffers only: a plain tensor attribute is not the module's, so it stays as it is.
+        """
+        dtype = _to_dtype(args, kwargs)
         if dtype is not None:
             for t in list(self.parameters()) + list(self.buffers()):
-                if t._data is not None and t.dtype.kind == 'f':
+                if is_lazy(t) and t._data is None:
+                    t._lazy_dtype = np.dtype(dtype)
+                elif t.dtype.kind == 'f':
                     t._data = t._data.astype(dtype)
                     if t.grad is not None:
                         t.grad = Tensor(t.grad._data.astype(dtype))
         return self
+
+    def cpu(self) -> Module:
+        return self.to('cpu')
+
+    def cuda(self, device=None) -> Module:
+        return self.to('cuda' if device is None else device if isinstance(device, str) else f'cuda:{device}')
 
     def float(self) -> Module:
         return self.to(np.float32)
@@ -342,6 +433,8 @@ class Module:
         return self.to(np.float64)
 
     def train(self, mode: bool = True) -> Module:
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}; use net.train() or net.eval()")
         for m in self.modules():
             object.__setattr__(m, 'training', mode)
         return self
@@ -349,26 +442,33 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (PyTorch 2's default: set them to None); set_to_none=False fills them with 0."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad._data[...] = 0  # in place, as PyTorch: a reference to the gradient sees the zeros
 
-    def requires_grad_(self, flag: bool = True) -> Module:
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
-            p.requires_grad_(flag)
+            p.requires_grad_(requires_grad)
         return self
 
     def apply(self, fn) -> Module:
         """fn(module) for every module once, each child before its parent, in PyTorch's order (custom init)."""
-        seen = set()
-
-        def visit(module):
-            seen.add(id(module))
-            for child in module.children():
-                if id(child) not in seen:  # a shared module once; a module inside itself does not loop
-                    visit(child)
-            fn(module)
-        visit(self)
+        stack, on_path = [(self, iter(list(self.children())))], {id(self)}  # PyTorch's recursion, unrolled
+        while stack:
+            module, todo = stack[-1]
+            for child in todo:
+                if id(child) not in on_path:  # a module inside its own subtree is not entered again
+                    on_path.add(id(child))
+                    stack.append((child, iter(list(child.children()))))
+                    break
+            else:
+                stack.pop()
+                on_path.discard(id(module))
+                fn(module)
         return self
 
     # ---- printing ----------------------------------------------------------------------------------------
@@ -377,23 +477,70 @@ class Module:
         return ''
 
     def __repr__(self):
-        return self._repr(frozenset())
+        """PyTorch's layout, written line by line from an explicit stack so that any depth prints."""
+        lines, on_path, stack = [], set(), [(0, '', self)]
+        while stack:
+            depth, label, module = stack.pop()
+            pad = '  ' * depth
+            if label is None:                    # the end of module's children: close its parenthesis
+                on_path.discard(id(module))
+                lines.append(pad + ')')
+            elif module is None or id(module) in on_path:
+                lines.append(pad + label + ('None' if module is None else f'<{type(module).__name__}: contains itself>'))
+            else:
+                extra = module.extra_repr()
+                extra = extra.split('\n') if extra else []
+                if not module._modules and len(extra) <= 1:
+                    lines.append(f'{pad}{label}{type(module).__name__}({"".join(extra)})')
+                    continue
+                lines.append(f'{pad}{label}{type(module).__name__}(')
+                lines.extend(f'{pad}  {line}' for line in extra)
+                on_path.add(id(module))
+                stack.append((depth, None, module))
+                stack.extend(reversed([(depth + 1, f'({name}): ', child) for name, child in module._modules.items()]))
+        return '\n'.join(lines)
 
-    def _repr(self, ancestors) -> str:
-        ancestors = ancestors | {id(self)}
-        lines = [f'({name}): ' + ('None' if child is None else
-                                  f'<{type(child).__name__}: contains itself>' if id(child) in ancestors else
-                                  child._repr(ancestors)).replace('\n', '\n  ')
-                 for name, child in self._modules.items()]
-        if not lines:
-            return f'{type(self).__name__}({self.extra_repr()})'
-        extra = [self.extra_repr()] if self.extra_repr() else []
-        return f'{type(self).__name__}(\n  ' + '\n  '.join(extra + lines) + '\n)'
+
+def _add_hook(hooks: OrderedDict, entry: tuple, prepend: bool) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = entry
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
+def _to_dtype(args: tuple, kwargs: dict):
+    """The dtype asked for by Module.to's arguments (PyTorch's signatures), or None; devices via resolve_to."""
+    if set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format'} or len(args) > 3:
+        raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use "
+                        "to(device), to(dtype), to(device, dtype) or to(tensor)")
+    args = [a.dtype if i == 0 and isinstance(a, Tensor) else a for i, a in enumerate(args)]
+    dtype, was_dtype = None, False
+    for i, target in enumerate(args):
+        non_blocking_slot = i == 2 or (i == 1 and was_dtype)
+        if isinstance(target, bool) != non_blocking_slot or target is None or isinstance(target, (list, dict, tuple)):
+            raise TypeError(f"to() received an invalid combination of arguments: {tuple(args)}; use to(device), "
+                            "to(dtype), to(device, dtype) or to(tensor) (non_blocking last)")
+        if not non_blocking_slot:
+            dtype = resolve_to(target) if dtype is None else dtype
+            was_dtype = dtype is not None
+            if i == 1 and not was_dtype:
+                raise TypeError(f"to(): the second argument must be a dtype, got {target!r}")
+    for key in ('device', 'dtype'):
+        if kwargs.get(key) is not None:
+            resolved = resolve_to(kwargs[key].dtype if isinstance(kwargs[key], Tensor) else kwargs[key])
+            dtype = resolved if resolved is not None else dtype
+    if dtype is not None and np.dtype(dtype).kind not in 'fc':
+        raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                        f"dtype={dtype}; integer and bool tensors cannot hold what training changes")
+    return dtype
 
 
 def _checked(value, what: str, kind: type):
-    if not isinstance(value, kind):
-        raise TypeError(f"cannot assign a {type(value).__name__} as {what}: expected a {kind.__name__} or None")
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"cannot assign '{type(value).__name__}' object to {what} ({kind.__name__} or None required)"
+                        + ("; make it a parameter first: nn.Parameter(value)" if kind is Parameter and
+                           isinstance(value, Tensor) else ""))
     return value
 
 
