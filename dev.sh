@@ -7,6 +7,8 @@
 #                               ARGS go to pytest
 #   ./dev.sh execute [NB...]    rebuild the notebooks from notebooks/src/*.py and execute them
 #                               in place, so their stored outputs stay true (NB: 01_layers_and_modules...)
+#   ./dev.sh lite [--force]     set up .venv-lite (lite/requirements.txt) and build every lesson as a static
+#                               in-browser site (JupyterLite) in build/lite/; serve it with any static server
 #   ./dev.sh bench [W1 W2...]   set up .venv like test and time d2lmod against PyTorch and hand-written
 #                               NumPy (bench/bench_core.py, about 1 minute), then the visualiser
 #                               against model size (bench/bench_widgets.py --sizes)
@@ -25,7 +27,7 @@ TORCH_PIN="torch==2.13.0"   # a local CPU wheel; anything looser downloads GBs o
 note() { echo "dev.sh: $*" >&2; }
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -97,6 +99,22 @@ ensure_env() {
     touch "$stamp"
 }
 
+# --- .venv-lite: the JupyterLite build's own venv (its pins are older than .venv's) ---
+LITE_VENV=.venv-lite
+ensure_lite_env() {
+    if [ ! -x "$LITE_VENV/bin/python" ]; then
+        note "creating $LITE_VENV with $("$PYTHON" -V 2>&1)"
+        "$PYTHON" -m venv --clear "$LITE_VENV"
+    fi
+    local stamp
+    stamp="$LITE_VENV/.installed-$("$PYTHON" -c 'import hashlib; print(hashlib.sha256(open("lite/requirements.txt", "rb").read()).hexdigest()[:16])')"
+    [ -e "$stamp" ] && return 0
+    note "installing lite/requirements.txt into $LITE_VENV (quiet; about a minute the first time)"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$LITE_VENV/bin/python" -m pip install -q -r lite/requirements.txt
+    find "$LITE_VENV" -maxdepth 1 -name '.installed-*' -delete
+    touch "$stamp"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 
@@ -120,6 +138,10 @@ case "$cmd" in
         ensure_env dev
         export PYTHONHASHSEED=0
         exec "$VPY" notebooks/src/build.py --execute "$@"
+        ;;
+    lite)
+        ensure_lite_env
+        exec "$LITE_VENV/bin/python" lite/build.py "$@"
         ;;
     bench)
         system_packages

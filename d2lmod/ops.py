@@ -269,6 +269,7 @@ def mean(a, dim=None, keepdim=False):
                            f"or complex dtype. Got: {a.dtype}; convert first with .float()")
     shape, total = a.shape, a._data.sum(axis=dim, keepdims=keepdim)
     n = a._data.size // total.size if total.size else 1  # how many inputs share each output
+    n = np.asarray(n, total.dtype)  # NumPy < 2 turns float32 scalar / Python int into float64; this keeps float32
     return result(total / n, (a,), 'mean', lambda g: (_spread(g / n, shape, dim, keepdim),))
 
 

@@ -331,3 +331,15 @@ def test_two_vector_inputs_are_numbered_by_identity():
     a, b = dm.tensor([1., 2.], requires_grad=True), dm.tensor([1., 2.], requires_grad=True)  # equal values
     labels = [n.label for n in graph.trace(a * b + a).nodes]
     assert labels.count('input 1') == 1 and labels.count('input 2') == 1
+
+
+def test_in_a_browser_the_fallback_note_says_nothing_can_be_installed(monkeypatch):
+    """JupyterLite's Python reports sys.platform 'emscripten': no apt-get advice there, only what happens."""
+    monkeypatch.setattr(draw, 'dot_available', lambda: False)
+    monkeypatch.setattr(draw.sys, 'platform', 'emscripten')
+    assert draw.in_browser()
+    net, y = chimera_output(backward=True)
+    note = GraphView(y, net).dot_note.value
+    assert 'inside your web browser' in note and 'own simpler layout' in note
+    for advice in ('apt-get', 'brew', 'conda', 'pip install'):
+        assert advice not in note

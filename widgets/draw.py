@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
+import sys
 
 from .graph import Graph, Node
 
@@ -16,6 +17,19 @@ DOT_MISSING = ("Graphviz's <code>dot</code> program is not installed, so this is
                "(Debian/Ubuntu), <code>brew install graphviz</code> (macOS) or <code>conda install graphviz"
                "</code>; on Binder, add a line <code>graphviz</code> to <code>binder/apt.txt</code>. "
                "(<code>pip install graphviz</code> installs only the Python bindings.)")
+# In a browser (JupyterLite, Pyodide: Python compiled to WebAssembly) there are no programs to install.
+DOT_IN_BROWSER = ("This Python runs inside your web browser, where Graphviz's <code>dot</code> program cannot run, "
+                  "so d2lmod draws the graph with its own simpler layout. Nothing needs to be installed.")
+
+
+def in_browser() -> bool:
+    """True when Python runs in a web page (JupyterLite's xeus-python or Pyodide, both built with Emscripten)."""
+    return sys.platform == 'emscripten' or 'pyodide' in sys.modules
+
+
+def dot_missing_note() -> str:
+    """What the graph widget says when dot is missing: how to install it, or, in a browser, that it cannot be."""
+    return DOT_IN_BROWSER if in_browser() else DOT_MISSING
 
 
 # ---- text for both renderers ---------------------------------------------------------------------------------

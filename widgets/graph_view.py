@@ -73,7 +73,7 @@ class GraphView(widgets.VBox):
     def _redraw(self) -> None:
         view = self._view()
         if not draw.dot_available() and not self.dot_note.value:
-            self.dot_note.value = f'<div style="color:#92400e">{draw.DOT_MISSING}</div>'
+            self.dot_note.value = f'<div style="color:#92400e">{draw.dot_missing_note()}</div>'
         folded = sum(1 for n in view.nodes if n.kind == 'module')
         self.summary.value = (f'{graph.op_count(self._data)} ops · {len(view.nodes)} nodes shown'
                               + (f' · {folded} module calls folded' if folded else ''))
