@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import d2lmod as dm  # noqa: E402
+from d2lmod.datasets import load_digits  # noqa: E402
 from d2lmod import nn  # noqa: E402
 from d2lmod.nn import functional as F  # noqa: E402
 
@@ -193,6 +194,137 @@ def numpy_chimera(net, X, lr):
     return step
 
 
+# ---- the digits ResNet (W5) ---------------------------------------------------------------------------------
+RESNET = ('digits ResNet 1x8x8, 16 ch, 2 residual blocks, batch 256, CE', (1.0, 1.3))
+
+
+def digits_resnet(nn, c=16):
+    """The same ResNet in d2lmod or PyTorch (pass either's nn): conv+BN+ReLU, two residual blocks, pool, linear."""
+    class Residual(nn.Module):
+        """relu(x + bn2(conv2(relu(bn1(conv1(x))))))"""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+    return nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                         Residual(), Residual(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+
+def resnet_start(batch=256):
+    """The weights (a d2lmod state_dict as NumPy arrays), 256 digits (N, 1, 8, 8) scaled to [0, 1], labels."""
+    images, labels = load_digits()
+    dm.manual_seed(0)
+    state = {k: v.numpy().copy() for k, v in digits_resnet(nn).state_dict().items()}
+    return state, (images[:batch, None] / 16).astype(np.float32), labels[:batch]
+
+
+def d2lmod_resnet(state, X, y, lr):
+    net = digits_resnet(nn)
+    net.load_state_dict(state)
+    X, y = dm.tensor(X), dm.tensor(y)
+    return training_step(dm.optim.SGD(net.parameters(), lr=lr), lambda: F.cross_entropy(net(X), y))
+
+
+def torch_resnet(state, X, y, lr):
+    net = digits_resnet(torch.nn)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+    X, y = torch.from_numpy(X), torch.from_numpy(y)
+    return training_step(torch.optim.SGD(net.parameters(), lr=lr), lambda: torch.nn.functional.cross_entropy(net(X), y))
+
+
+def numpy_resnet(state, X, y, lr):
+    """The ResNet's step by hand: im2col convolutions, batch norm with running statistics, the backward written out."""
+    w = {k: v.copy() for k, v in state.items()}
+    N, rows = len(y), np.arange(len(y))
+
+    def conv(x, W):  # 3x3, padding 1, stride 1: (N, C, 8, 8) -> (N, O, 8, 8) through one matmul
+        n, C, H, Wd = x.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        sN, sC, sH, sW = xp.strides
+        cols = np.lib.stride_tricks.as_strided(xp, (n, H, Wd, C, 3, 3), (sN, sH, sW, sC, sH, sW)).reshape(n * H * Wd, -1)
+        out = (cols @ W.reshape(len(W), -1).T).reshape(n, H, Wd, -1).transpose(0, 3, 1, 2)
+        return out, cols
+
+    def conv_back(g, cols, W, shape):
+        n, C, H, Wd = shape
+        g2 = g.transpose(0, 2, 3, 1).reshape(-1, len(W))
+        dW = (g2.T @ cols).reshape(W.shape)
+        dcols = (g2 @ W.reshape(len(W), -1)).reshape(n, H, Wd, C, 3, 3)
+        dxp = np.zeros((n, C, H + 2, Wd + 2), g.dtype)
+        for p in range(3):
+            for q in range(3):
+                dxp[:, :, p:p + H, q:q + Wd] += dcols[:, :, :, :, p, q].transpose(0, 3, 1, 2)
+        return dW, dxp[:, :, 1:-1, 1:-1]
+
+    def bn(x, name):
+        mean = x.mean((0, 2, 3), keepdims=True)
+        xc = x - mean
+        var = (xc * xc).mean((0, 2, 3), keepdims=True)
+        inv = 1 / np.sqrt(var + 1e-5)
+        xhat = xc * inv
+        m, k = 0.1, x.size // x.shape[1]
+        w[name + '.running_mean'] = (1 - m) * w[name + '.running_mean'] + m * mean.ravel()
+        w[name + '.running_var'] = (1 - m) * w[name + '.running_var'] + m * var.ravel() * k / (k - 1)
+        w[name + '.num_batches_tracked'] = w[name + '.num_batches_tracked'] + 1
+        return xhat * w[name + '.weight'].reshape(1, -1, 1, 1) + w[name + '.bias'].reshape(1, -1, 1, 1), (xhat, inv)
+
+    def bn_back(g, cache, name, grads):
+        xhat, inv = cache
+        grads[name + '.weight'], grads[name + '.bias'] = (g * xhat).sum((0, 2, 3)), g.sum((0, 2, 3))
+        gx = g * w[name + '.weight'].reshape(1, -1, 1, 1)
+        return inv * (gx - gx.mean((0, 2, 3), keepdims=True) - xhat * (gx * xhat).mean((0, 2, 3), keepdims=True))
+
+    def step():
+        grads, caches = {}, {}
+        h, caches['c0'] = conv(X, w['0.weight'])
+        h, caches['b0'] = bn(h, '1')
+        h = np.maximum(h, 0)
+        acts = [h]
+        for b in ('3', '4'):
+            a, caches[b + 'c1'] = conv(h, w[b + '.conv1.weight'])
+            a, caches[b + 'b1'] = bn(a, b + '.bn1')
+            a = np.maximum(a, 0)
+            z, caches[b + 'c2'] = conv(a, w[b + '.conv2.weight'])
+            z, caches[b + 'b2'] = bn(z, b + '.bn2')
+            h = np.maximum(h + z, 0)
+            acts += [a, h]
+        pooled = h.mean((2, 3))
+        out = pooled @ w['7.weight'].T + w['7.bias']
+        shifted = out - out.max(1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(1, keepdims=True)
+        value = (np.log(total[:, 0]) - shifted[rows, y]).mean()
+        g = e / total
+        g[rows, y] -= 1
+        g /= N
+        grads['7.weight'], grads['7.bias'] = g.T @ pooled, g.sum(0)
+        gh = np.broadcast_to((g @ w['7.weight'])[:, :, None, None] / 64, h.shape)
+        for i, b in ((2, '4'), (1, '3')):
+            a, h_out, h_in = acts[2 * i - 1], acts[2 * i], acts[2 * i - 2]
+            gh = gh * (h_out > 0)                                  # through the block's last relu
+            gz = bn_back(gh, caches[b + 'b2'], b + '.bn2', grads)
+            grads[b + '.conv2.weight'], ga = conv_back(gz, caches[b + 'c2'], w[b + '.conv2.weight'], a.shape)
+            ga = bn_back(ga * (a > 0), caches[b + 'b1'], b + '.bn1', grads)
+            grads[b + '.conv1.weight'], gx = conv_back(ga, caches[b + 'c1'], w[b + '.conv1.weight'], h_in.shape)
+            gh = gh + gx                                           # the skip connection adds its gradient
+        gh = bn_back(gh * (acts[0] > 0), caches['b0'], '1', grads)
+        grads['0.weight'], _ = conv_back(gh, caches['c0'], w['0.weight'], X.shape)
+        for name, gp in grads.items():
+            w[name] -= lr * gp
+        return value
+    return step
+
+
+def make_resnets(lr):
+    start = resnet_start()
+    return {'d2lmod': d2lmod_resnet(*start, lr), 'PyTorch': torch_resnet(*start, lr), 'NumPy': numpy_resnet(*start, lr)}
+
+
 # ---- timing -----------------------------------------------------------------------------------------------------
 def check_same_losses(steps: dict, n: int = 5) -> float:
     """Run n steps of each from the same start; their losses must agree. Returns the largest relative gap."""
@@ -239,6 +371,8 @@ def workloads(selected):
             yield f'{key} {title}', lambda lr, start=start, loss=loss: {
                 'd2lmod': d2lmod_mlp(*start, loss, lr), 'PyTorch': torch_mlp(*start, loss, lr),
                 'NumPy': numpy_mlp(*start, loss, lr)}, targets
+    if not selected or 'W5' in selected:
+        yield f'W5 {RESNET[0]}', make_resnets, RESNET[1]
 
 
 def make_chimeras(lr):
