@@ -238,62 +238,77 @@ def torch_resnet(state, X, y, lr):
 
 
 def numpy_resnet(state, X, y, lr):
-    """The ResNet's step by hand: im2col convolutions, batch norm with running statistics, the backward written out."""
+    """The ResNet's step by hand, with the best plain NumPy we know: images channels-last (N, H, W, C) throughout,
+    im2col through a strided view, col2im by nine strided adds, per-channel sums as products with ones."""
     w = {k: v.copy() for k, v in state.items()}
+    kernels = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1).reshape(len(v), -1)) for k, v in w.items()
+               if v.ndim == 4}                                     # (O, 3*3*C), in the (p, q, c) order of cols
     N, rows = len(y), np.arange(len(y))
+    x0 = X.transpose(0, 2, 3, 1).copy()                            # (N, 8, 8, 1)
+    ones = np.ones(N * 64, np.float32)
 
-    def conv(x, W):  # 3x3, padding 1, stride 1: (N, C, 8, 8) -> (N, O, 8, 8) through one matmul
-        n, C, H, Wd = x.shape
-        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        sN, sC, sH, sW = xp.strides
-        cols = np.lib.stride_tricks.as_strided(xp, (n, H, Wd, C, 3, 3), (sN, sH, sW, sC, sH, sW)).reshape(n * H * Wd, -1)
-        out = (cols @ W.reshape(len(W), -1).T).reshape(n, H, Wd, -1).transpose(0, 3, 1, 2)
-        return out, cols
+    def conv(x, name):  # 3x3, padding 1, stride 1: (N, 8, 8, C) -> (N, 8, 8, O) through one matmul
+        n, H, Wd, C = x.shape
+        xp = np.zeros((n, H + 2, Wd + 2, C), x.dtype)
+        xp[:, 1:-1, 1:-1] = x
+        sN, sH, sW, sC = xp.strides
+        cols = np.lib.stride_tricks.as_strided(xp, (n, H, Wd, 3, 3, C), (sN, sH, sW, sH, sW, sC)).reshape(n * H * Wd, -1)
+        return (cols @ kernels[name].T).reshape(n, H, Wd, -1), cols
 
-    def conv_back(g, cols, W, shape):
-        n, C, H, Wd = shape
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, len(W))
-        dW = (g2.T @ cols).reshape(W.shape)
-        dcols = (g2 @ W.reshape(len(W), -1)).reshape(n, H, Wd, C, 3, 3)
-        dxp = np.zeros((n, C, H + 2, Wd + 2), g.dtype)
+    def conv_back(g, cols, name, need_x=True):
+        W2 = kernels[name]
+        n, H, Wd, O = g.shape
+        g2 = g.reshape(-1, O)
+        grads[name] = (g2.T @ cols).reshape(O, 3, 3, -1).transpose(0, 3, 1, 2)
+        if not need_x:
+            return None
+        dwin = np.matmul(g2, W2.reshape(O, 9, -1).transpose(1, 0, 2)).reshape(3, 3, n, H, Wd, -1)
+        dxp = np.zeros((n, H + 2, Wd + 2, dwin.shape[-1]), g.dtype)
         for p in range(3):
             for q in range(3):
-                dxp[:, :, p:p + H, q:q + Wd] += dcols[:, :, :, :, p, q].transpose(0, 3, 1, 2)
-        return dW, dxp[:, :, 1:-1, 1:-1]
+                dxp[:, p:p + H, q:q + Wd] += dwin[p, q]
+        return dxp[:, 1:-1, 1:-1]
 
     def bn(x, name):
-        mean = x.mean((0, 2, 3), keepdims=True)
+        rows2 = x.reshape(-1, x.shape[-1])                         # (N*H*W, C)
+        k = len(rows2)
+        mean = (ones @ rows2) / k
         xc = x - mean
-        var = (xc * xc).mean((0, 2, 3), keepdims=True)
+        var = (ones @ (xc * xc).reshape(-1, x.shape[-1])) / k
         inv = 1 / np.sqrt(var + 1e-5)
         xhat = xc * inv
-        m, k = 0.1, x.size // x.shape[1]
-        w[name + '.running_mean'] = (1 - m) * w[name + '.running_mean'] + m * mean.ravel()
-        w[name + '.running_var'] = (1 - m) * w[name + '.running_var'] + m * var.ravel() * k / (k - 1)
+        m = 0.1
+        w[name + '.running_mean'] = (1 - m) * w[name + '.running_mean'] + m * mean
+        w[name + '.running_var'] = (1 - m) * w[name + '.running_var'] + m * var * k / (k - 1)
         w[name + '.num_batches_tracked'] = w[name + '.num_batches_tracked'] + 1
-        return xhat * w[name + '.weight'].reshape(1, -1, 1, 1) + w[name + '.bias'].reshape(1, -1, 1, 1), (xhat, inv)
+        return xhat * w[name + '.weight'] + w[name + '.bias'], (xhat, inv)
 
-    def bn_back(g, cache, name, grads):
+    def bn_back(g, cache, name):
         xhat, inv = cache
-        grads[name + '.weight'], grads[name + '.bias'] = (g * xhat).sum((0, 2, 3)), g.sum((0, 2, 3))
-        gx = g * w[name + '.weight'].reshape(1, -1, 1, 1)
-        return inv * (gx - gx.mean((0, 2, 3), keepdims=True) - xhat * (gx * xhat).mean((0, 2, 3), keepdims=True))
+        C = g.shape[-1]
+        grads[name + '.weight'] = ones @ (g * xhat).reshape(-1, C)
+        grads[name + '.bias'] = ones @ g.reshape(-1, C)
+        gx = g * w[name + '.weight']
+        k = len(ones)
+        return inv * (gx - (ones @ gx.reshape(-1, C)) / k - xhat * ((ones @ (gx * xhat).reshape(-1, C)) / k))
+
+    grads = {}
 
     def step():
-        grads, caches = {}, {}
-        h, caches['c0'] = conv(X, w['0.weight'])
+        caches = {}
+        h, caches['c0'] = conv(x0, '0.weight')
         h, caches['b0'] = bn(h, '1')
         h = np.maximum(h, 0)
         acts = [h]
         for b in ('3', '4'):
-            a, caches[b + 'c1'] = conv(h, w[b + '.conv1.weight'])
+            a, caches[b + 'c1'] = conv(h, b + '.conv1.weight')
             a, caches[b + 'b1'] = bn(a, b + '.bn1')
             a = np.maximum(a, 0)
-            z, caches[b + 'c2'] = conv(a, w[b + '.conv2.weight'])
+            z, caches[b + 'c2'] = conv(a, b + '.conv2.weight')
             z, caches[b + 'b2'] = bn(z, b + '.bn2')
             h = np.maximum(h + z, 0)
             acts += [a, h]
-        pooled = h.mean((2, 3))
+        pooled = h.mean((1, 2))
         out = pooled @ w['7.weight'].T + w['7.bias']
         shifted = out - out.max(1, keepdims=True)
         e = np.exp(shifted)
@@ -303,19 +318,20 @@ def numpy_resnet(state, X, y, lr):
         g[rows, y] -= 1
         g /= N
         grads['7.weight'], grads['7.bias'] = g.T @ pooled, g.sum(0)
-        gh = np.broadcast_to((g @ w['7.weight'])[:, :, None, None] / 64, h.shape)
+        gh = np.broadcast_to((g @ w['7.weight'])[:, None, None, :] / 64, h.shape)
         for i, b in ((2, '4'), (1, '3')):
-            a, h_out, h_in = acts[2 * i - 1], acts[2 * i], acts[2 * i - 2]
+            a, h_out = acts[2 * i - 1], acts[2 * i]
             gh = gh * (h_out > 0)                                  # through the block's last relu
-            gz = bn_back(gh, caches[b + 'b2'], b + '.bn2', grads)
-            grads[b + '.conv2.weight'], ga = conv_back(gz, caches[b + 'c2'], w[b + '.conv2.weight'], a.shape)
-            ga = bn_back(ga * (a > 0), caches[b + 'b1'], b + '.bn1', grads)
-            grads[b + '.conv1.weight'], gx = conv_back(ga, caches[b + 'c1'], w[b + '.conv1.weight'], h_in.shape)
-            gh = gh + gx                                           # the skip connection adds its gradient
-        gh = bn_back(gh * (acts[0] > 0), caches['b0'], '1', grads)
-        grads['0.weight'], _ = conv_back(gh, caches['c0'], w['0.weight'], X.shape)
+            gz = bn_back(gh, caches[b + 'b2'], b + '.bn2')
+            ga = conv_back(gz, caches[b + 'c2'], b + '.conv2.weight')
+            ga = bn_back(ga * (a > 0), caches[b + 'b1'], b + '.bn1')
+            gh = gh + conv_back(ga, caches[b + 'c1'], b + '.conv1.weight')  # the skip connection adds its gradient
+        gh = bn_back(gh * (acts[0] > 0), caches['b0'], '1')
+        conv_back(gh, caches['c0'], '0.weight', need_x=False)
         for name, gp in grads.items():
             w[name] -= lr * gp
+            if name in kernels:
+                kernels[name] = np.ascontiguousarray(w[name].transpose(0, 2, 3, 1).reshape(len(w[name]), -1))
         return value
     return step
 

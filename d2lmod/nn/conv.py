@@ -33,16 +33,16 @@ def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_h
 
 
 def add_windows(dxp: np.ndarray, dwin: np.ndarray, stride: tuple, dilation: tuple) -> None:
-    """The adjoint of windows() (col2im): add each window's gradient (N, OH, OW, kh, kw, C) back onto dxp (N, H, W, C).
+    """The adjoint of windows() (col2im): add the windows' gradients dwin (kh, kw, N, OH, OW, C) onto dxp (N, H, W, C).
 
-    A pixel that lies in several windows gets the sum of their gradients; one strided slice per kernel
-    position (kh * kw additions) covers every window at once.
+    dwin[p, q] holds, for every window, the gradient of its element (p, q); a pixel that lies in several
+    windows gets the sum of their gradients. One strided slice per kernel position covers every window.
     """
-    _, OH, OW, kh, kw, _ = dwin.shape
+    kh, kw, _, OH, OW, _ = dwin.shape
     for p in range(kh):
         for q in range(kw):
             r, c = p * dilation[0], q * dilation[1]
-            dxp[:, r:r + stride[0] * (OH - 1) + 1:stride[0], c:c + stride[1] * (OW - 1) + 1:stride[1]] += dwin[:, :, :, p, q]
+            dxp[:, r:r + stride[0] * (OH - 1) + 1:stride[0], c:c + stride[1] * (OW - 1) + 1:stride[1]] += dwin[p, q]
 
 
 def channels_last_padded(x: np.ndarray, pads) -> np.ndarray:
@@ -111,8 +111,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         db = g2.sum(0) if bias is not None else None           # dL/db = sum of g over batch and pixels
         dx = None
         if need_x:                                             # dL/dwindow = g @ w, then each window to its pixels
+            wk = w.transpose(2, 3, 0, 1).reshape(kh * kw, O, C)  # one (O, C) matrix per kernel position (p, q)
+            dwin = np.matmul(g2, wk).reshape(kh, kw, N, OH, OW, C)  # dL/d(element (p, q) of each window)
             dxp = np.zeros(xp.shape, g.dtype)
-            add_windows(dxp, (g2 @ w2).reshape(N, OH, OW, kh, kw, C), stride, dilation)
+            add_windows(dxp, dwin, stride, dilation)
             dx = dxp[:, pads[0][0]:pads[0][0] + H, pads[1][0]:pads[1][0] + W].transpose(0, 3, 1, 2)
         return (dx, dw) if bias is None else (dx, dw, db)
     parents = (input, weight) if bias is None else (input, weight, bias)

@@ -65,7 +65,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
         dwin = np.zeros(win.shape, g.dtype)
         np.put_along_axis(dwin, arg, g.reshape(len(planes), OH, OW, 1), -1)
         dxp = np.zeros(xp.shape, g.dtype)
-        add_windows(dxp, dwin.reshape(len(planes), OH, OW, *k, 1), s, d)
+        add_windows(dxp, np.moveaxis(dwin.reshape(len(planes), OH, OW, *k, 1), (3, 4), (0, 1)), s, d)
         return (_unpad(dxp, p, input.shape),)
     result = Tensor._result(out, (input,), 'max_pool2d', backward)
     if not return_indices:
@@ -98,7 +98,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     def backward(g):
         # d mean/d x = 1/divisor for every element of the window
         share = (g.reshape(len(planes), OH, OW) / divisor).astype(g.dtype)
-        dwin = np.broadcast_to(share[:, :, :, None, None, None], (len(planes), OH, OW) + k + (1,))
+        dwin = np.broadcast_to(share[None, None, :, :, :, None], k + (len(planes), OH, OW, 1))
         dxp = np.zeros(xp.shape, g.dtype)
         add_windows(dxp, dwin, s, d)
         return (_unpad(dxp, p, input.shape),)
@@ -125,8 +125,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     # averaging a rectangle = averaging its rows, then its columns: out = A_h @ x @ A_w^T (per plane)
     Ah, Aw = _averaging_matrix(x.shape[-2], OH, x.dtype), _averaging_matrix(x.shape[-1], OW, x.dtype)
     out = Ah @ x @ Aw.T
-    # d(A_h x A_w^T)/dx = A_h^T g A_w
-    return Tensor._result(out, (input,), 'adaptive_avg_pool2d', lambda g: (Ah.T @ g @ Aw,))
+
+    def backward(g):
+        dx = np.empty_like(x)  # laid out in memory as x is (conv2d's outputs: channels last), so later ops stay fast
+        dx[...] = Ah.T @ g @ Aw  # d(A_h x A_w^T)/dx = A_h^T g A_w
+        return (dx,)
+    return Tensor._result(out, (input,), 'adaptive_avg_pool2d', backward)
 
 
 class MaxPool2d(Module):
