@@ -79,7 +79,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                            f"input of shape {x.shape} with {x.shape[1]}; make in_channels match the input "
                            "(or use LazyConv2d, which learns it from the first input)")
     if x.dtype != w.dtype:
-        raise TypeError(f"conv2d: got a {x.dtype} input but the weights are {w.dtype}; convert the input with "
+        raise RuntimeError(f"conv2d: got a {x.dtype} input but the weights are {w.dtype}; convert the input with "
                         f".to(dm.{w.dtype}) or the model with .to()")
     if padding == 'same':
         total = [d * (k - 1) for d, k in zip(dilation, (kh, kw))]
@@ -183,10 +183,14 @@ class LazyConv2d(Conv2d):
                  bias: bool = True, padding_mode: str = 'zeros'):
         super().__init__(None, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
 
+    def initialize_parameters(self, input: Tensor) -> None:
+        """Give the parameters their shapes and values from the first input (PyTorch's name for this step)."""
+        if not isinstance(input, Tensor) or input.ndim not in (3, 4):
+            raise RuntimeError("LazyConv2d expects an input of shape (N, C, H, W) or (C, H, W), got "
+                               f"{getattr(input, 'shape', type(input).__name__)}")
+        self.reset_parameters(input.shape[-3])  # the same Parameter objects get their values: optimizers keep them
+
     def forward(self, input: Tensor) -> Tensor:
         if self.weight._data is None:
-            if not isinstance(input, Tensor) or input.ndim not in (3, 4):
-                raise RuntimeError("LazyConv2d expects an input of shape (N, C, H, W) or (C, H, W), got "
-                                   f"{getattr(input, 'shape', type(input).__name__)}")
-            self.reset_parameters(input.shape[-3])
+            self.initialize_parameters(input)
         return super().forward(input)

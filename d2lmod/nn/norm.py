@@ -152,13 +152,17 @@ class _BatchNorm(Module):
             self.running_var = Tensor(np.ones(num_features, np.float32))
             self.num_batches_tracked = Tensor(np.array(0, np.int64))
 
+    def initialize_parameters(self, input: Tensor) -> None:
+        """A lazy form learns num_features from the first input's channels (dim 1) (PyTorch's name for this step)."""
+        self.reset_parameters(input.shape[1])
+
     def forward(self, input: Tensor) -> Tensor:
         if not isinstance(input, Tensor):
             raise TypeError(f"{type(self).__name__} expects a d2lmod Tensor as input, got a {type(input).__name__}")
         if input.ndim not in self._dims:
             raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.ndim}D input)")
-        if self.num_features is None:  # a lazy form: learn num_features from the input's channels (dim 1)
-            self.reset_parameters(input.shape[1])
+        if self.num_features is None:  # a lazy form, before its first call
+            self.initialize_parameters(input)
         if input.shape[1] != self.num_features:
             raise RuntimeError(f"expected input with num_features={self.num_features} channels in dim 1, got "
                                f"shape {input.shape}; make num_features match the input")
