@@ -43,7 +43,7 @@ from d2lmod.nn import functional as F  # noqa: E402
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
-from chapter_models import make_chimera, torch_twin  # noqa: E402
+from chapter_models import digits_resnet, make_chimera, torch_twin  # noqa: E402
 
 LR = 0.01  # the learning rate of the loss check; the timed steps use 0 (see the module docstring)
 
@@ -100,6 +100,17 @@ def torch_mlp(layers, X, y, loss, lr):
     return training_step(torch.optim.SGD(net.parameters(), lr=lr), lambda: lossf(net(X)))
 
 
+def cross_entropy_by_hand(out, y):
+    """mean_i -log softmax(out)[i, y_i], and its gradient (softmax - onehot) / N."""
+    rows = np.arange(len(y))
+    shifted = out - out.max(1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(1, keepdims=True)
+    g = e / total
+    g[rows, y] -= 1
+    return (np.log(total[:, 0]) - shifted[rows, y]).mean(), g / len(y)
+
+
 def numpy_mlp(layers, X, y, loss, lr):
     """The same step with the backward pass written out by hand: the floor any autograd pays above."""
     params = [(W.copy(), b.copy()) for W, b in layers]
@@ -113,14 +124,8 @@ def numpy_mlp(layers, X, y, loss, lr):
         out = acts[-1]
         if loss == 'sum':
             value, g = out.sum(), np.ones_like(out)
-        else:  # cross-entropy: mean of -log softmax(out)[i, y_i]; its gradient is (softmax - onehot) / N
-            shifted = out - out.max(1, keepdims=True)
-            e = np.exp(shifted)
-            total = e.sum(1, keepdims=True)
-            value = (np.log(total[:, 0]) - shifted[rows, y]).mean()
-            g = e / total
-            g[rows, y] -= 1
-            g /= len(y)
+        else:
+            value, g = cross_entropy_by_hand(out, y)
         for i in reversed(range(len(params))):
             W, b = params[i]
             gW, gb = g.T @ acts[i], g.sum(0)
@@ -198,23 +203,6 @@ def numpy_chimera(net, X, lr):
 RESNET = ('digits ResNet 1x8x8, 16 ch, 2 residual blocks, batch 256, CE', (1.0, 1.3))
 
 
-def digits_resnet(nn, c=16):
-    """The same ResNet in d2lmod or PyTorch (pass either's nn): conv+BN+ReLU, two residual blocks, pool, linear."""
-    class Residual(nn.Module):
-        """relu(x + bn2(conv2(relu(bn1(conv1(x))))))"""
-
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-            self.relu = nn.ReLU()
-
-        def forward(self, x):
-            return self.relu(x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
-    return nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                         Residual(), Residual(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
-
-
 def resnet_start(batch=256):
     """The weights (a d2lmod state_dict as NumPy arrays), 256 digits (N, 1, 8, 8) scaled to [0, 1], labels."""
     images, labels = load_digits()
@@ -243,7 +231,7 @@ def numpy_resnet(state, X, y, lr):
     w = {k: v.copy() for k, v in state.items()}
     kernels = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1).reshape(len(v), -1)) for k, v in w.items()
                if v.ndim == 4}                                     # (O, 3*3*C), in the (p, q, c) order of cols
-    N, rows = len(y), np.arange(len(y))
+    N = len(y)
     x0 = X.transpose(0, 2, 3, 1).copy()                            # (N, 8, 8, 1)
     ones = np.ones(N * 64, np.float32)
 
@@ -310,13 +298,7 @@ def numpy_resnet(state, X, y, lr):
             acts += [a, h]
         pooled = h.mean((1, 2))
         out = pooled @ w['7.weight'].T + w['7.bias']
-        shifted = out - out.max(1, keepdims=True)
-        e = np.exp(shifted)
-        total = e.sum(1, keepdims=True)
-        value = (np.log(total[:, 0]) - shifted[rows, y]).mean()
-        g = e / total
-        g[rows, y] -= 1
-        g /= N
+        value, g = cross_entropy_by_hand(out, y)
         grads['7.weight'], grads['7.bias'] = g.T @ pooled, g.sum(0)
         gh = np.broadcast_to((g @ w['7.weight'])[:, None, None, :] / 64, h.shape)
         for i, b in ((2, '4'), (1, '3')):

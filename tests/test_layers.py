@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from chapter_models import digits_resnet
 from test_gradcheck import cotangent, gradcheck
 
 import d2lmod as dm
@@ -365,27 +366,12 @@ def test_multihead_attention_checks_its_sizes():
 
 
 # ---- the chapter's closing claim: a ResNet is the same recursion ------------------------------------------------
-def small_resnet(nn, c=4):
-    """conv + BatchNorm + ReLU, one residual block, global average pooling, a linear classifier (d2lmod or torch)."""
-    class Residual(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-            self.relu = nn.ReLU()
-
-        def forward(self, x):
-            return self.relu(x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
-    return nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2, 1),
-                         Residual(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
-
-
 @pytest.mark.torch
 def test_a_small_resnet_trains_like_pytorchs():
     """Three SGD steps from the same weights: the same losses, weights and running statistics; then eval agrees."""
     torch = pytest.importorskip('torch')
     torch.manual_seed(0)
-    ours, theirs = twins(small_resnet(nn), small_resnet(torch.nn))
+    ours, theirs = twins(digits_resnet(nn, c=4, blocks=1), digits_resnet(torch.nn, c=4, blocks=1))
     images, labels = load_digits()
     X, y = images[:32, None] / 16.0, labels[:32]
     opt, topt = dm.optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
@@ -395,7 +381,7 @@ def test_a_small_resnet_trains_like_pytorchs():
         tloss = torch.nn.functional.cross_entropy(theirs(torch.tensor(X)), torch.tensor(y))
         loss.backward(), tloss.backward()
         opt.step(), topt.step()
-        np.testing.assert_allclose(float(loss), float(tloss), rtol=1e-10)
+        np.testing.assert_allclose(float(loss), float(tloss.detach()), rtol=1e-10)
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key]._data, value.numpy(), rtol=1e-9, atol=1e-12, err_msg=key)
     ours.eval(), theirs.eval()

@@ -55,10 +55,6 @@ def channels_last_padded(x: np.ndarray, pads) -> np.ndarray:
     return xp
 
 
-def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """Cross-correlation of input with weight, as PyTorch's conv2d.  (N, C, H, W), (O, C, kh, kw) -> (N, O, OH, OW)"""
