@@ -11,7 +11,7 @@
 #
 # - write the training loop (forward, loss, `zero_grad`, `backward`, `step`) and say what each line changes;
 # - watch a run live with `Explorer`, and know what that costs;
-# - read per-layer gradient norms, as numbers and as `GradFlow` bars;
+# - read per-layer gradient norms, drawn as a figure and as `GradFlow` bars;
 # - explain why eight sigmoid layers hardly learn while the same eight layers with ReLU do;
 # - recognise a parameter that never gets a gradient, and find out why.
 
