@@ -1,18 +1,25 @@
 """Tensor: a NumPy array that remembers how it was made, and backward() to differentiate it."""
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 
 import numpy as np
 
+from .device import CPU, as_device, no_gpu
+
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
 
 
-class _State:
-    """What autograd reads while it records (the documented globals of d2lmod)."""
+class _PerThread(threading.local):
+    """What autograd reads while it records; each thread has its own (PyTorch's grad mode is per thread too)."""
     grad_enabled = True   # False inside `with no_grad():`
     module_call = None    # the innermost running Module call; new tensors point to it (see nn/module.py)
-    inplace_clock = 0     # how many recorded in-place updates (x *= 2) have happened so far (see Tensor._inputs)
+
+
+_State = _PerThread()
+_clock = [0]      # how many recorded in-place updates (x *= 2) have happened, in any thread (see Tensor._inputs)
+_FREED = 'freed'             # a node's _saved after backward() has freed what its rule kept
 
 
 class no_grad:
@@ -50,18 +57,50 @@ def as_array(data, dtype=None) -> np.ndarray:
                         "pass a number, a (nested) list of numbers or a NumPy array") from None
 
 
-def resolve_to(target):
-    """What .to(target) means: None for the CPU (the only device here), else a dtype."""
-    if target == 'cpu' or target is None:
-        return None
+def infer_array(data, dtype=None) -> np.ndarray:
+    """What dm.tensor(data) holds, typed as PyTorch types it: bools bool, integers int64, floats float32."""
+    if dtype is not None or isinstance(data, (Tensor, np.ndarray, np.generic)):
+        return as_array(data, dtype)
+    try:
+        array = np.asarray(data)
+    except (TypeError, ValueError):
+        array = np.asarray(None)
+    if array.dtype.kind not in 'biuf':
+        raise TypeError(f"cannot make a tensor from {type(data).__name__} {data!r:.60}; "
+                        "pass a number, a (nested) list of numbers or a NumPy array")
+    return array.astype({'b': np.bool_, 'f': np.float32}.get(array.dtype.kind, np.int64), copy=False)
+
+
+def parse_to(*args, **kwargs) -> tuple:
+    """(device, dtype) from what .to() was given: a device or its name, a dtype, a tensor, or both."""
+    device, dtype = kwargs.pop('device', None), kwargs.pop('dtype', None)
+    kwargs.pop('non_blocking', None), kwargs.pop('copy', None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif arg is None or as_device(arg) is not None:
+            device = arg if arg is not None else device
+        else:
+            dtype = arg
+    return as_device(device), None if dtype is None else _dtype(dtype)
+
+
+def _dtype(target) -> np.dtype:
     try:
         dtype = np.dtype(target)
     except TypeError:
         dtype = None
     if dtype is None or dtype.kind not in 'fiub':
-        raise RuntimeError(f"d2lmod runs on the CPU only, so {target!r} is not a device or dtype it can move to; "
-                           "use .to('cpu'), a dtype such as dm.float64, or drop the .to() call")
+        raise TypeError(f"to() expects a device ('cpu', dm.device('cpu')) or a dtype (dm.float32, dm.int64, ...), "
+                        f"got {target!r}")
     return dtype
+
+
+def resolve_to(target):
+    """What .to(target) means for Module.to: None for a device (the CPU, the only one here), else a dtype."""
+    return None if target is None or as_device(target) is not None else _dtype(target)
 
 
 class Tensor:
@@ -72,9 +111,11 @@ class Tensor:
     grad = None          # a Tensor once backward() has reached this leaf
     _parents = ()        # the tensors this one was computed from (a tuple: order is stable)
     _backward = None     # g -> one gradient per parent (set by the op that made this tensor)
-    _made_at = 0         # the in-place clock when this tensor was computed (see _inputs)
-    _changed_at = 0      # the in-place clock when an in-place update last changed this tensor (0: never)
+    _made_at = 0         # _clock[0] when this tensor was computed (see _inputs)
+    _changed_at = 0      # _clock[0] when an in-place update last changed this tensor (0: never)
     _before = None       # after such an update: this tensor as it was before it, a tensor of its own
+    _saved = ()          # ((version counter, version), ...) of the values its _backward reads (see backward)
+    _vc = None           # version counter: [how many in-place writes its memory has had], shared with views
     _op = ''             # the op's name, for repr and the visualiser
     _call = None         # the module call that made it
     _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
@@ -85,24 +126,45 @@ class Tensor:
             self.requires_grad_()
 
     @classmethod
-    def _result(cls, data, parents, op, backward):
-        """The output of an op: records its parents and backward rule when a parent needs a gradient."""
+    def _result(cls, data, parents, op, backward, saved=()):
+        """The output of an op: records its parents and backward rule when a parent needs a gradient.
+
+        saved: the tensors whose values backward will read (None: the output itself); their versions now are
+        kept, so that backward can refuse to use a value changed in place since (as PyTorch does)."""
         out = cls.__new__(cls)
-        if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep .data an array
+        if type(data) is not np.ndarray:  # NumPy reductions return scalars; keep ._data an array
             data = np.asarray(data)
         out._data, out._op, out._call = data, op, _State.module_call
         if _State.grad_enabled:
             for p in parents:
                 if p.requires_grad:  # at least one parent needs a gradient: remember how out was made
                     out.requires_grad, out._parents, out._backward = True, parents, backward
-                    out._made_at = _State.inplace_clock
+                    out._made_at = _clock[0]
+                    if saved:
+                        out._saved = tuple([(out if t is None else t)._version_now() for t in saved])
                     break
         return out
+
+    def _version_now(self) -> tuple:
+        """(version counter, its value now): what a rule that reads self's values remembers."""
+        vc = self._vc
+        if vc is None:
+            vc = self._vc = [0]
+        return vc, vc[0]
+
+    def _bump(self) -> None:
+        """Count one more in-place write to self's memory."""
+        self._version_now()[0][0] += 1
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's memory was written in place (PyTorch's x._version)."""
+        return 0 if self._vc is None else self._vc[0]
 
     def _inputs(self) -> tuple:
         """The parents as they were when self was computed: one changed in place since hands over its old self."""
         made_at, parents = self._made_at, self._parents
-        if made_at == _State.inplace_clock:
+        if made_at == _clock[0]:
             return parents  # the usual case: no in-place update anywhere since
         for p in parents:
             if p._changed_at > made_at:
@@ -125,14 +187,18 @@ class Tensor:
 
     # ---- what it is -------------------------------------------------------------------------------
     # The values live in self._data, a NumPy array that ops read directly. .data is PyTorch's view of them:
-    # a tensor sharing the same memory but cut from the graph, so changes made through it are not recorded.
+    # a tensor sharing the same memory but cut from the graph, so changes made through it are not recorded
+    # (and, as in PyTorch, not counted by self's version counter either: that is what makes .data risky).
     @property
     def data(self) -> Tensor:
         return Tensor(self._data)
 
     @data.setter
-    def data(self, value) -> None:
-        self._data = value._data if isinstance(value, Tensor) else as_array(value)
+    def data(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"x.data = ... expects a Tensor, got {type(value).__name__}; wrap it first: "
+                            "x.data = dm.tensor(value)")
+        self._data = value._data
 
     @property
     def shape(self) -> tuple:
@@ -150,7 +216,18 @@ class Tensor:
     def is_leaf(self) -> bool:
         return not self._parents
 
-    device = 'cpu'
+    device = CPU  # where the numbers live: always the CPU here (see device.py)
+    is_cuda = False
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def cuda(self, device=None) -> Tensor:
+        error = no_gpu(f"cuda({'' if device is None else device!r})")  # PyTorch's words for cuda() and cuda(1):
+        if device is None:
+            raise error
+        raise RuntimeError('Cannot access accelerator device when none is available' + str(error).partition(
+            ' enabled')[2])
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
@@ -192,8 +269,10 @@ class Tensor:
         return self._data if dtype is None else self._data.astype(dtype)
 
     def detach(self) -> Tensor:
-        """The same values (shared memory), cut from the graph."""
-        return Tensor(self._data)
+        """The same values (shared memory, shared version counter), cut from the graph."""
+        out = Tensor(self._data)
+        out._vc = self._version_now()[0]
+        return out
 
     def tolist(self):
         return self._data.tolist()
@@ -213,7 +292,7 @@ class Tensor:
 
     def __repr__(self):
         body = np.array2string(self._data, precision=4, separator=', ', prefix='tensor(')
-        extras = [f'dtype={self.dtype}'] if self.dtype != np.float32 else []
+        extras = [] if self.dtype in (np.float32, np.int64, np.bool_) else [f'dtype={self.dtype}']
         if self._op and self._parents:  # recorded history only (not under no_grad, not from constants)
             extras.append(f'grad_fn=<{self._op}>')
         elif self.requires_grad:
@@ -225,8 +304,11 @@ class Tensor:
     # of tensors only ever compare identities, never call == (distinct live objects never share a hash)
 
     # ---- reverse-mode autodiff --------------------------------------------------------------------
-    def backward(self, gradient=None) -> None:
-        """Fill .grad of every leaf that requires grad with d(self)/d(leaf), added to what is there."""
+    def backward(self, gradient=None, retain_graph: bool | None = None) -> None:
+        """Fill .grad of every leaf that requires grad with d(self)/d(leaf), added to what is there.
+
+        As in PyTorch, the values the rules kept are freed afterwards (unless retain_graph=True), so a second
+        backward through the same ops fails; a value changed in place since an op kept it fails too."""
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad, so there is nothing to "
                                "differentiate; compute it from parameters (or tensors with requires_grad=True) "
@@ -244,10 +326,13 @@ class Tensor:
                                f"has shape {self.shape}; they must match")
         grads = {self: gradient}       # d(self)/d(t) for the tensors reached so far (keyed by identity)
         uses = defaultdict(list)       # leaf -> [(module call, gradient)], one entry per use of the leaf
-        for node, inputs in reversed(self._topological_order()):  # from self back to the leaves
+        order = self._topological_order()
+        for node, inputs in reversed(order):  # from self back to the leaves
             g = grads.pop(node, None)  # complete now: every tensor computed from node has sent its share
             if g is None:
                 continue
+            if node._saved:
+                _check_saved(node)
             for parent, pg in zip(inputs, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -266,6 +351,10 @@ class Tensor:
             leaf.grad = Tensor(g) if leaf.grad is None else Tensor(leaf.grad._data + g)
             parts = uses.get(leaf, ())
             leaf._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
+        if not retain_graph:  # free what the rules kept (their arrays go with their closures)
+            for node, _ in order:
+                if node._saved:
+                    node._saved, node._backward = _FREED, None
 
     def _topological_order(self) -> list:
         """(tensor, its inputs) for self and every computed (non-leaf) tensor it depends on that needs a
@@ -287,6 +376,21 @@ class Tensor:
                 stack.pop()
                 order.append((node, inputs))
         return order
+
+
+def _check_saved(node: Tensor) -> None:
+    """Refuse to run a rule whose kept values are gone (freed by backward) or changed in place since."""
+    if node._saved is _FREED:
+        raise RuntimeError("Trying to backward through the graph a second time (or directly access saved tensors "
+                           "after they have already been freed). Saved intermediate values of the graph are freed "
+                           "when you call .backward(); specify retain_graph=True if you need to backward through "
+                           "the graph a second time")
+    for counter, version in node._saved:
+        if counter[0] != version:
+            raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an "
+                               f"inplace operation: a value that {node._op} (shape {node.shape}) kept for its "
+                               f"gradient is at version {counter[0]}; expected version {version} instead. Use "
+                               "x = x * 2 instead of x *= 2 (or .clone() first) where backward still needs x")
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

@@ -156,7 +156,7 @@ def test_in_place_change_of_a_parameter_while_recording():
     def step():
         layer.weight -= 0.1
 
-    assert_says(raised(RuntimeError, step), 'leaf tensor', 'in place', 'with dm.no_grad():')
+    assert_says(raised(RuntimeError, step), 'a leaf Variable that requires grad', 'in-place', 'with dm.no_grad():')
 
 
 def test_bool_of_a_multi_element_tensor():

@@ -317,11 +317,14 @@ def test_to_also_casts_existing_gradients():
 
 
 @pytest.mark.parametrize('device', ['cuda', 'mps', 'cuda:0'])
-def test_to_a_gpu_fails_naming_the_device(device):
-    for thing in (nn.Linear(2, 2), dm.ones(2)):
-        with pytest.raises(RuntimeError, match=f"CPU only.*'{device}'"):
-            thing.to(device)
-    with pytest.raises(RuntimeError, match=device):
+def test_to_a_gpu_fails_naming_the_device(device, torch):
+    """The same kind of error as PyTorch on this CPU-only machine, naming the device and what to do instead."""
+    for ours, theirs in ((nn.Linear(2, 2), torch.nn.Linear(2, 2)), (dm.ones(2), torch.ones(2))):
+        with pytest.raises(Exception) as their_error:
+            theirs.to(device)
+        with pytest.raises(type(their_error.value), match=f"'{device}'.*no GPU.*dm.device"):
+            ours.to(device)
+    with pytest.raises((RuntimeError, AssertionError), match=device):
         nn.Linear(2, 2).to(device=device)
 
 
@@ -571,8 +574,9 @@ def test_tensor_dtype_rules():
     assert dm.tensor(np.arange(3)).dtype == np.int64            # NumPy arrays keep their dtype
     assert dm.tensor(np.ones(2)).dtype == np.float64
     assert dm.tensor(np.ones(2, np.float32)).dtype == np.float32
-    assert dm.tensor([1, 2, 3]).dtype == np.float32             # Python numbers and lists become float32
-    assert dm.tensor(3).dtype == np.float32 and dm.tensor(3).shape == ()
+    assert dm.tensor([1, 2, 3]).dtype == np.int64               # as torch.tensor: ints int64, floats float32
+    assert dm.tensor([1.0, 2]).dtype == np.float32 and dm.tensor([True]).dtype == np.bool_
+    assert dm.tensor(3).dtype == np.int64 and dm.tensor(3).shape == ()
     assert dm.tensor([1, 2], dtype=dm.int64).dtype == np.int64
     source = np.zeros(2)
     t = dm.tensor(source)

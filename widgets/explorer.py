@@ -95,7 +95,7 @@ class Explorer(W.VBox):
         """loss.backward() on the last forward's loss (running forward first if there is none)."""
         if self.loss is None:
             self.forward()
-        self.loss.backward()
+        self.loss.backward(retain_graph=True)  # the button may be pressed again on the same loss
         self._draw()
         self.status.value = render.notice_html('backward: gradients added into .grad (they accumulate: '
                                                'press zero_grad before the next backward)')

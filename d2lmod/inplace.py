@@ -1,0 +1,106 @@
+"""In-place updates (x += y, x.fill_(0), x[i] = v): they write into the tensor's own memory, as PyTorch's do.
+
+Three rules, all PyTorch's:
+- a leaf that requires grad (a parameter) may be changed in place only under no_grad() (optimizers, nn.init);
+- every write bumps the tensor's version counter (shared with its views), so that backward can refuse to run
+  a rule whose kept values were overwritten since (see Tensor.backward);
+- a recorded update gives the tensor a new history whose parent is the tensor as it was: a copy of the old
+  values that keeps the old history, so ops that used the old value still find it (see Tensor._inputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import factories, ops
+from .tensor import Tensor, _clock, _State
+
+
+def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: str = 'a leaf Variable') -> Tensor:
+    """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
+    others = tuple([ops.lift(o, self) for o in others])
+    recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
+    if recording and self.requires_grad and not self._parents:
+        raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
+                           "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
+    old = self
+    if recording:
+        old = Tensor.__new__(Tensor)
+        old.__dict__.update(self.__dict__)             # self's history so far...
+        old._data, old._vc = self._data.copy(), None   # ...with its values before the write
+        others = tuple(old if o is self else o for o in others)  # x += x: both are the old x
+    new = compute(old, *others)
+    if new.shape != self.shape:
+        raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
+                           f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")
+    if not cast and new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, 'same_kind'):
+        raise RuntimeError(f"result type {new.dtype} can't be cast to the desired output type {self.dtype}; "
+                           f"write x = x {name} y for a new tensor, or convert x first (x.float())")
+    np.copyto(self._data, new._data, casting='unsafe')
+    self._bump()
+    if recording:  # self now holds new's history; ops that used it before find the old one through _before
+        self.requires_grad, self._parents, self._backward = True, new._parents, new._backward
+        self._op, self._saved, self._call, self._made_at = new._op, new._saved, new._call, new._made_at
+        _clock[0] += 1
+        self._changed_at, self._before = _clock[0], old
+    return self
+
+
+def setitem(self: Tensor, index, value) -> None:
+    """x[index] = value, recorded (as PyTorch's index_put_) when x or value needs a gradient."""
+    index = ops.unwrap(index)
+    slot = np.shape(self._data[index])
+
+    def index_put(a, v):
+        out = a._data.copy()
+        out[index] = _fit(v._data, slot)
+
+        def backward(g):  # the overwritten places get no gradient; value gets the gradient of its places
+            ga = g.copy()
+            ga[index] = 0
+            gv = g[index]
+            return ga, gv.reshape(v.shape) if gv.ndim < v.ndim else gv
+        return ops.result(out, (a, v), 'index_put', backward)
+    if not (_State.grad_enabled and (self.requires_grad or getattr(value, 'requires_grad', False))):
+        self._data[index] = _fit(value._data if isinstance(value, Tensor) else np.asarray(value), slot)
+        self._bump()  # nothing to record: just write
+        return
+    update(self, 'index_put', index_put, value, cast=True, leaf='a view of a leaf Variable')
+
+
+def _fit(values: np.ndarray, slot: tuple) -> np.ndarray:
+    """values without the leading sizes of 1 that the slot lacks (PyTorch puts a (1,) tensor into one element)."""
+    extra = values.ndim - len(slot)
+    return values.reshape(values.shape[extra:]) if extra > 0 and values.shape[:extra] == (1,) * extra else values
+
+
+def _fill(value):
+    def compute(a, v):
+        return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill',
+                          lambda g: (np.zeros_like(g), g.sum()))
+    return compute
+
+
+def _random(draw, name):
+    def compute(a):
+        return ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
+    return compute
+
+
+def _copy(a, src):
+    return ops.result(np.broadcast_to(src._data, a.shape).astype(a.dtype), (a, src), 'copy',
+                      lambda g: (np.zeros_like(g), g))
+
+
+Tensor.__iadd__ = lambda self, other: update(self, '+', ops.add, other)
+Tensor.__isub__ = lambda self, other: update(self, '-', ops.sub, other)
+Tensor.__imul__ = lambda self, other: update(self, '*', ops.mul, other)
+Tensor.__itruediv__ = lambda self, other: update(self, '/', ops.div, other)
+Tensor.__setitem__ = setitem
+Tensor.fill_ = lambda self, value: update(self, 'fill_', _fill(value), value, cast=True)
+Tensor.zero_ = lambda self: update(self, 'zero_', _fill(0), 0, cast=True)
+Tensor.copy_ = lambda self, src: update(self, 'copy_', _copy, src, cast=True)
+Tensor.clamp_ = lambda self, min=None, max=None: update(self, 'clamp_', lambda a: ops.clamp(a, min, max))
+Tensor.normal_ = lambda self, mean=0.0, std=1.0: update(
+    self, 'normal_', _random(lambda shape: factories.generator().normal(mean, std, shape), 'normal'))
+Tensor.uniform_ = lambda self, a=0.0, b=1.0: update(
+    self, 'uniform_', _random(lambda shape: factories.generator().uniform(a, b, shape), 'uniform'))
