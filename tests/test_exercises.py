@@ -435,7 +435,7 @@ def test_try_gpu_accepts_the_right_answer():
 
 
 @pytest.mark.parametrize('fns, phrases', [
-    ((try_gpu_first,), ['with 2 GPUs', 'try_gpu_first(1) returned cuda:0', 'it should return cuda:1']),
+    ((try_gpu_first,), ['with 1 GPU ', 'try_gpu_first(1) returned cuda:0', 'it should return cpu']),
     ((try_gpu_off_by_one,), ['with 1 GPU ', 'try_gpu_off_by_one() returned cpu', 'should return cuda:0']),
     ((try_gpu_always,), ['with 0 GPUs', 'returned cuda:0', 'should return cpu']),
     ((try_gpu_string,), ['returned a str, not a device']),

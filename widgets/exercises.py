@@ -16,6 +16,7 @@ as it was, so running a check does not change the random numbers of the rest of 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -338,12 +339,14 @@ def check_reduction(ReductionClass) -> str:
 @contextlib.contextmanager
 def _pretend_gpus(count: int):
     """dm.cuda.device_count() answers count (and is_available() count > 0) inside the block."""
-    saved = dm.cuda.device_count, dm.cuda.is_available
-    dm.cuda.device_count, dm.cuda.is_available = (lambda: count), (lambda: count > 0)
+    names = ('device_count', 'is_available')
+    saved = [inspect.getattr_static(dm.cuda, name) for name in names]  # as stored (e.g. a staticmethod)
+    dm.cuda.device_count, dm.cuda.is_available = staticmethod(lambda: count), staticmethod(lambda: count > 0)
     try:
         yield
     finally:
-        dm.cuda.device_count, dm.cuda.is_available = saved
+        for name, value in zip(names, saved):
+            setattr(dm.cuda, name, value)
 
 
 def _gpus(n: int) -> str:

@@ -166,9 +166,10 @@ for X_batch in [dm.rand(4, 3), dm.rand(4, 3)]:        # batches come from the CP
     print(net(X_batch).shape, net(X_batch).device)
 
 # %% [markdown]
-# And the third, with the plain tensor of lesson 1's `FixedHiddenMLP`: `to()` converts the registered
-# parameter and leaves the plain tensor alone. Here we move to `float64` to see it, because the walk is the
-# same for devices and here we can observe the types:
+# And the third, with a plain tensor attribute like lesson 1's `rand_weight`: `to()` converts the registered
+# parameter and leaves the plain tensor alone. We cannot move anything to a GPU here, but `to(dm.float64)` takes
+# the same walk, and number types obey a rule just like devices: the inputs of a matrix product must have one
+# type. So the slip shows up here exactly as it would on a GPU, only with types instead of devices:
 
 # %%
 class WithConstant(nn.Module):
@@ -183,11 +184,21 @@ class WithConstant(nn.Module):
 
 model = WithConstant().to(dm.float64)
 print('parameter:', model.linear.weight.dtype, '  plain tensor:', model.constant.dtype)
-print(summary(model, dm.rand(2, 3).double()))
+try:
+    model(dm.rand(2, 3).double())
+except RuntimeError as error:
+    print(error)
 
 # %% [markdown]
-# On a GPU the plain tensor would stay on the CPU, and the first forward pass would stop with the same-device
-# error above. `register_buffer('constant', ...)` fixes it: buffers move with the model.
+# The message names the module, the operation, both types and a fix. On a GPU the plain tensor would stay on
+# the CPU in the same way, and the first forward pass would stop with the same-device error above. `summary`
+# warns about the attribute before anything runs:
+
+# %%
+print(summary(model))
+
+# %% [markdown]
+# `register_buffer('constant', ...)` fixes it: buffers move with the model (exercise 4).
 #
 # ## 8.5 What costs what
 #
