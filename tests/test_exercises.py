@@ -12,7 +12,9 @@ import pytest
 
 import d2lmod as dm
 from d2lmod import nn
-from d2lmod.widgets.exercises import Verdict, check_factory, check_parallel, check_registered
+from d2lmod.nn import functional as F
+from d2lmod.widgets.exercises import (Verdict, check_factory, check_parallel, check_reduction, check_registered,
+                                      check_residual, check_try_gpu)
 
 from chapter_models import ListSequential
 
@@ -316,12 +318,220 @@ def test_factory_rejects_wrong_answers(fn, phrases):
     expect(check_factory(fn), False, *phrases)
 
 
+# ---- check_reduction (lesson 7) -----------------------------------------------------------------------------
+class TensorReduction(nn.Module):  # the right answer
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.W = nn.Parameter(dm.randn(in_features, in_features, out_features))
+
+    def forward(self, X):
+        n, d = X.shape
+        XW = (X @ self.W.reshape(d, -1)).reshape(n, d, -1)
+        return (XW * X.reshape(n, d, 1)).sum(dim=1)
+
+
+class ReductionLoop(TensorReduction):  # also right: one output at a time, any parameter name
+    def __init__(self, in_features, out_features):
+        nn.Module.__init__(self)
+        self.weights = nn.Parameter(dm.randn(in_features, in_features, out_features))
+
+    def forward(self, X):
+        cols = [((X @ self.weights[:, :, k]) * X).sum(dim=1, keepdim=True) for k in range(self.weights.shape[2])]
+        return dm.cat(cols, dim=1)
+
+
+class ReductionPlain(TensorReduction):
+    def __init__(self, in_features, out_features):
+        nn.Module.__init__(self)
+        self.W = dm.randn(in_features, in_features, out_features)
+
+
+class ReductionDiagonal(TensorReduction):  # only i == j
+    def forward(self, X):
+        d = X.shape[1]
+        diag = dm.cat([self.W[i, i].reshape(1, -1) for i in range(d)], dim=0)   # (d, out)
+        return (X * X) @ diag
+
+
+class ReductionWrongShape(TensorReduction):
+    def __init__(self, in_features, out_features):
+        nn.Module.__init__(self)
+        self.W = nn.Parameter(dm.randn(in_features, out_features))
+
+    def forward(self, X):
+        return X @ self.W
+
+
+class ReductionWholeBatch(TensorReduction):  # mixes the examples of a batch
+    def forward(self, X):
+        n, d = X.shape
+        XW = (X @ self.W.reshape(d, -1)).reshape(n, d, -1)
+        return (XW * X.reshape(n, d, 1)).sum(dim=1).sum(dim=0, keepdim=True)
+
+
+class ReductionNumpy(TensorReduction):
+    def forward(self, X):
+        return dm.tensor(np.einsum('ijk,ni,nj->nk', self.W._data, X._data, X._data))
+
+
+class ReductionExtraBias(TensorReduction):
+    def __init__(self, in_features, out_features):
+        super().__init__(in_features, out_features)
+        self.b = nn.Parameter(dm.zeros(out_features))
+
+
+def test_reduction_accepts_right_answers():
+    expect(check_reduction(TensorReduction), True, 'holds W as a parameter')
+    expect(check_reduction(ReductionLoop), True)
+
+
+@pytest.mark.parametrize('cls, phrases', [
+    (ReductionPlain, ['ReductionPlain(4, 3).parameters() is empty', 'self.W is a plain attribute',
+                       'nn.Parameter']),
+    (ReductionDiagonal, ['sums only the terms with i = j']),
+    (ReductionWrongShape, ['parameters of shapes (4, 3)', 'one W of shape (4, 4, 3)']),
+    (ReductionWholeBatch, ['gives shape (1, 3)', 'should be (5, 3)']),
+    (ReductionNumpy, ['W has no gradient', 'not through .data or NumPy']),
+    (ReductionExtraBias, ['parameters of shapes (4, 4, 3), (3,)']),
+])
+def test_reduction_rejects_wrong_answers(cls, phrases):
+    expect(check_reduction(cls), False, *phrases)
+
+
+# ---- check_try_gpu (lesson 8) -------------------------------------------------------------------------------
+def try_gpu(i=0):  # the right answer
+    if dm.cuda.device_count() >= i + 1:
+        return dm.device(f'cuda:{i}')
+    return dm.device('cpu')
+
+
+def try_all_gpus():
+    return [dm.device(f'cuda:{i}') for i in range(dm.cuda.device_count())] or [dm.device('cpu')]
+
+
+def try_gpu_first(i=0):
+    return dm.device('cuda:0') if dm.cuda.is_available() else dm.device('cpu')
+
+
+def try_gpu_off_by_one(i=0):
+    return dm.device(f'cuda:{i}') if dm.cuda.device_count() > i + 1 else dm.device('cpu')
+
+
+def try_gpu_always(i=0):
+    return dm.device(f'cuda:{i}')
+
+
+def try_gpu_string(i=0):
+    return f'cuda:{i}' if dm.cuda.device_count() > i else 'cpu'
+
+
+def try_all_gpus_empty():
+    return [dm.device(f'cuda:{i}') for i in range(dm.cuda.device_count())]
+
+
+def test_try_gpu_accepts_the_right_answer():
+    expect(check_try_gpu(try_gpu, try_all_gpus), True, 'try_gpu and try_all_gpus give the right device')
+    expect(check_try_gpu(try_gpu), True)
+
+
+@pytest.mark.parametrize('fns, phrases', [
+    ((try_gpu_first,), ['with 1 GPU ', 'try_gpu_first(1) returned cuda:0', 'it should return cpu']),
+    ((try_gpu_off_by_one,), ['with 1 GPU ', 'try_gpu_off_by_one() returned cpu', 'should return cuda:0']),
+    ((try_gpu_always,), ['with 0 GPUs', 'returned cuda:0', 'should return cpu']),
+    ((try_gpu_string,), ['returned a str, not a device']),
+    ((try_gpu, try_all_gpus_empty), ['with 0 GPUs, try_all_gpus_empty() returned []', 'should return [cpu]']),
+])
+def test_try_gpu_rejects_wrong_answers(fns, phrases):
+    expect(check_try_gpu(*fns), False, *phrases)
+
+
+def test_try_gpu_puts_the_machine_back():
+    check_try_gpu(try_gpu_first)
+    assert dm.cuda.device_count() == 0 and dm.cuda.is_available() is False
+
+
+# ---- check_residual (lesson 9) ------------------------------------------------------------------------------
+class Residual(nn.Module):  # the right answer
+    def __init__(self, channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        self.conv1 = nn.LazyConv2d(channels, kernel_size=3, padding=1, stride=stride)
+        self.conv2 = nn.LazyConv2d(channels, kernel_size=3, padding=1)
+        self.conv3 = nn.LazyConv2d(channels, kernel_size=1, stride=stride) if use_1x1conv else None
+        self.bn1, self.bn2 = nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d()
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3 is not None:
+            X = self.conv3(X)
+        return F.relu(Y + X)
+
+
+class ResidualNoShortcut(Residual):
+    def forward(self, X):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(X))))))
+
+
+class ResidualNoFinalRelu(Residual):
+    def forward(self, X):
+        Y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(X)))))
+        return Y + (X if self.conv3 is None else self.conv3(X))
+
+
+class ResidualReluFirst(Residual):
+    def forward(self, X):
+        Y = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(X))))))
+        return Y + (X if self.conv3 is None else self.conv3(X))
+
+
+class ResidualNoBatchNorm(Residual):
+    def forward(self, X):
+        Y = self.conv2(F.relu(self.conv1(X)))
+        return F.relu(Y + (X if self.conv3 is None else self.conv3(X)))
+
+
+class ResidualNoMiddleRelu(Residual):
+    def forward(self, X):
+        Y = self.bn2(self.conv2(self.bn1(self.conv1(X))))
+        return F.relu(Y + (X if self.conv3 is None else self.conv3(X)))
+
+
+class ResidualIgnoresFlag(Residual):  # never builds the 1x1 convolution
+    def __init__(self, channels, use_1x1conv=False, stride=1):
+        super().__init__(channels, False, stride)
+
+
+class ResidualBnOrder(Residual):  # the first BatchNorm normalises the input, not the convolution's output
+    def forward(self, X):
+        Y = F.relu(self.conv1(self.bn1(X)))
+        Y = self.bn2(self.conv2(Y))
+        return F.relu(Y + (X if self.conv3 is None else self.conv3(X)))
+
+
+def test_residual_accepts_the_right_answer():
+    expect(check_residual(Residual), True, 'computes relu(BN(conv(relu(BN(conv(X))))) + shortcut)')
+
+
+@pytest.mark.parametrize('cls, phrases', [
+    (ResidualNoShortcut, ['returns the main path alone', 'add the shortcut']),
+    (ResidualNoFinalRelu, ['misses the ReLU after the addition']),
+    (ResidualReluFirst, ['applies the last ReLU before adding the shortcut']),
+    (ResidualNoBatchNorm, ['calls conv3, conv3 on its main path', 'should call conv3, bn, conv3, bn']),
+    (ResidualNoMiddleRelu, ['the second convolution should take the ReLU']),
+    (ResidualIgnoresFlag, ['ResidualIgnoresFlag(6, True, 2) on an input of shape (2, 4, 6, 6) raised']),
+    (ResidualBnOrder, ['calls bn, conv3, conv3, bn on its main path']),
+])
+def test_residual_rejects_wrong_answers(cls, phrases):
+    expect(check_residual(cls), False, *phrases)
+
+
 # ---- what every check promises ----------------------------------------------------------------------------
 def test_checks_leave_the_random_numbers_of_the_notebook_alone():
     dm.manual_seed(0)
     expected = dm.rand(3)._data
     dm.manual_seed(0)
     check_parallel(Parallel), check_factory(make_blocks_repeated), check_registered(StubSequential)
+    check_reduction(ReductionDiagonal), check_residual(ResidualNoShortcut)
     np.testing.assert_array_equal(dm.rand(3)._data, expected)
 
 

@@ -1,10 +1,13 @@
-"""Checks for the exercises of lesson 6: each runs the student's code and says, in one sentence, what is right
-or what is still wrong, without showing the answer.
+"""Checks for the exercises of lesson 6 (which also poses those of lessons 7-9): each runs the student's code
+and says, in one sentence, what is right or what is still wrong, without showing the answer.
 
-    from d2lmod.widgets.exercises import check_registered, check_parallel, check_factory
+    from d2lmod.widgets.exercises import check_registered, check_parallel, check_factory  # and the 3 below
     check_registered(MySequential)   # MySequential(*modules): registers its modules, runs them in order
     check_parallel(Parallel)         # Parallel(net1, net2): both on the same X, outputs side by side
     check_factory(make_blocks)       # make_blocks(make_block, n): n fresh blocks, run one after another
+    check_reduction(TensorReduction) # lesson 7: y_k = sum_ij W_ijk x_i x_j, W an nn.Parameter
+    check_try_gpu(try_gpu, try_all_gpus)  # lesson 8: the right device with 0, 1, 2 GPUs (pretended)
+    check_residual(Residual)         # lesson 9: conv-BN-ReLU-conv-BN + shortcut, then ReLU
 
 A check returns a Verdict: True or False, and its sentence. A cell that ends with a check shows
 "Right: ..." or "Not yet: ...". Every check seeds its own random numbers and puts d2lmod's generator back
@@ -13,6 +16,7 @@ as it was, so running a check does not change the random numbers of the rest of 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -281,3 +285,167 @@ def check_factory(make_blocks) -> str:
             raise _Stop(f'after backward() some parameters of {call} have no gradient: every block must run')
     return (f'{fn} builds fresh blocks with weights of their own ({3 * per_block} parameters for 3 blocks) and '
             'runs them one after another')
+
+
+# ---- lesson 7: a custom layer with a parameter ---------------------------------------------------------------
+def _reduction(W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """y[n, k] = sum_ij W[i, j, k] x[n, i] x[n, j]."""
+    return np.einsum('ijk,ni,nj->nk', W, X, X)
+
+
+@_checked
+def check_reduction(ReductionClass) -> str:
+    """ReductionClass(in_features, out_features)(X) must be y_k = sum_ij W_ijk x_i x_j for each row, W a Parameter."""
+    cls = _name(ReductionClass)
+    for d_in, d_out in ((4, 3), (3, 5)):
+        call = f'{cls}({d_in}, {d_out})'
+        layer = _need_module(_run(call, ReductionClass, d_in, d_out), call)
+        params = list(layer.parameters())
+        if not params:
+            plain = [k for k, v in vars(layer).items() if isinstance(v, Tensor)]
+            where = f' (the tensor in self.{plain[0]} is a plain attribute)' if plain else ''
+            raise _Stop(f'{call}.parameters() is empty{where}: wrap W in nn.Parameter so that the optimizer, '
+                        'state_dict() and to() see it')
+        want_shape = (d_in, d_in, d_out)
+        weights = [p for p in params if p.shape == want_shape]
+        if len(params) != 1 or not weights:
+            shapes = ', '.join(str(p.shape) for p in params)
+            raise _Stop(f'{call} holds parameters of shapes {shapes}; it should hold one W of shape {want_shape}')
+        W = weights[0]
+        X = dm.randn(5, d_in)
+        what = f'calling {call} on an input of shape {X.shape}'
+        out = _need_tensor(_run(what, layer, X), what)
+        want = _reduction(W._data, X._data)
+        if out.shape != want.shape:
+            raise _Stop(f'{what} gives shape {out.shape}; it should be {want.shape}: one row of '
+                        f'{d_out} numbers per example')
+        if not _same(out._data, want):
+            diagonal = np.einsum('iik,ni->nk', W._data, X._data ** 2)
+            if _same(out._data, diagonal):
+                raise _Stop(f'{call} sums only the terms with i = j; the sum runs over every pair (i, j)')
+            raise _Stop(f'{what} gives the right shape but other numbers than y_k = sum over i and j of '
+                        'W[i, j, k] x_i x_j, computed for each row on its own')
+        G = dm.randn(5, d_out)._data
+        _backward(out, dm.tensor(G))
+        if W.grad is None:
+            raise _Stop(f'after backward() W has no gradient: compute y with tensor operations that autograd '
+                        'records, not through .data or NumPy')
+        if not _same(W.grad._data, np.einsum('nk,ni,nj->ijk', G, X._data, X._data)):
+            raise _Stop(f"W's gradient after backward() is not that of the layer's output")
+    return f'{cls} holds W as a parameter and computes sum_ij W_ijk x_i x_j for each example, gradient included'
+
+
+# ---- lesson 8: try_gpu and try_all_gpus ----------------------------------------------------------------------
+@contextlib.contextmanager
+def _pretend_gpus(count: int):
+    """dm.cuda.device_count() answers count (and is_available() count > 0) inside the block."""
+    names = ('device_count', 'is_available')
+    saved = [inspect.getattr_static(dm.cuda, name) for name in names]  # as stored (e.g. a staticmethod)
+    dm.cuda.device_count, dm.cuda.is_available = staticmethod(lambda: count), staticmethod(lambda: count > 0)
+    try:
+        yield
+    finally:
+        for name, value in zip(names, saved):
+            setattr(dm.cuda, name, value)
+
+
+def _gpus(n: int) -> str:
+    return f'{n} GPU' + ('' if n == 1 else 's')
+
+
+@_checked
+def check_try_gpu(try_gpu, try_all_gpus=None) -> str:
+    """try_gpu(i=0): GPU i if the machine has it, else the CPU; try_all_gpus(): every GPU, or [cpu]."""
+    device = type(dm.device('cpu'))
+    fn = _name(try_gpu)
+    for count in (0, 1, 2):
+        with _pretend_gpus(count):
+            for args in ((), (0,), (1,), (3,)):
+                i = args[0] if args else 0
+                want = f'cuda:{i}' if i < count else 'cpu'
+                call = f'{fn}({", ".join(map(str, args))})'
+                got = _run(f'{call} with {_gpus(count)}', try_gpu, *args)
+                if not isinstance(got, device):
+                    raise _Stop(f'{call} returned a {type(got).__name__}, not a device: return dm.device(...)')
+                if str(got) != want:
+                    raise _Stop(f'on a machine with {_gpus(count)} (the check makes dm.cuda.device_count() '
+                                f'answer {count}), {call} returned {got}; it should return {want}')
+            if try_all_gpus is not None:
+                call = f'{_name(try_all_gpus)}()'
+                got = _run(f'{call} with {_gpus(count)}', try_all_gpus)
+                want = [f'cuda:{i}' for i in range(count)] or ['cpu']
+                if not isinstance(got, (list, tuple)) or not all(isinstance(d, device) for d in got):
+                    raise _Stop(f'{call} returned {type(got).__name__}; it should return a list of devices')
+                if [str(d) for d in got] != want:
+                    raise _Stop(f'on a machine with {_gpus(count)}, {call} returned [{", ".join(map(str, got))}]; '
+                                f'it should return [{", ".join(want)}]')
+    both = ' and try_all_gpus' if try_all_gpus is not None else ''
+    return f'{fn}{both} give the right device with 0, 1 and 2 GPUs, falling back to the CPU'
+
+
+# ---- lesson 9: a residual block ------------------------------------------------------------------------------
+def _kind(m: Module) -> str:
+    """'conv3', 'conv1', 'bn' or '' for a module of a residual block."""
+    name = type(m).__name__
+    if 'Conv' in name:
+        size = getattr(m, 'kernel_size', None)
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        return 'conv1' if size == 1 else 'conv3'
+    return 'bn' if 'BatchNorm' in name else ''
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
+
+
+@_checked
+def check_residual(ResidualClass) -> str:
+    """ResidualClass(channels, use_1x1conv, stride): relu(bn2(conv2(relu(bn1(conv1(X))))) + shortcut(X))."""
+    cls = _name(ResidualClass)
+    for args, shape, want_shape in (((4,), (2, 4, 5, 5), (2, 4, 5, 5)),
+                                    ((6, True, 2), (2, 4, 6, 6), (2, 6, 3, 3))):
+        call = f'{cls}({", ".join(map(str, args))})'
+        block = _need_module(_run(call, ResidualClass, *args), call)
+        X = dm.randn(*shape)
+        what = f'calling {call} on an input of shape {shape}'
+        out = _need_tensor(_run(what, block, X), what)  # the first call also sets lazy sizes
+        if out.shape != want_shape:
+            raise _Stop(f'{what} gives shape {out.shape}; it should be {want_shape}')
+        calls = []
+        handles = [m.register_forward_hook(lambda m, a, o: calls.append((_kind(m), a[0], o)))
+                   for m in block.modules() if m is not block and _kind(m)]
+        try:
+            out = _run(what, block, X)
+        finally:
+            for h in handles:
+                h.remove()
+        main = [c for c in calls if c[0] != 'conv1']
+        if [c[0] for c in main] != ['conv3', 'bn', 'conv3', 'bn']:
+            raise _Stop(f'{what} calls {", ".join(c[0] for c in main) or "no convolution"} on its main path '
+                        '(conv3: a 3 x 3 convolution, bn: BatchNorm); it should call conv3, bn, conv3, bn, in order')
+        (_, _, c1), (_, b1_in, b1), (_, c2_in, c2), (_, b2_in, b2) = main
+        if not _same(b1_in._data, c1._data) or not _same(b2_in._data, c2._data):
+            raise _Stop(f'in {call} a BatchNorm does not take the output of the convolution just before it')
+        if not _same(c2_in._data, _relu(b1._data)):
+            raise _Stop(f'in {call} the second convolution should take the ReLU of the first BatchNorm\'s output')
+        shortcut = [c for c in calls if c[0] == 'conv1']
+        if len(args) > 1 and args[1]:
+            if len(shortcut) != 1 or not _same(shortcut[0][1]._data, X._data):
+                raise _Stop(f'{call} should send its input X through one 1 x 1 convolution on the shortcut')
+            S = shortcut[0][2]._data
+        else:
+            if shortcut:
+                raise _Stop(f'{call} (use_1x1conv False) should keep X itself as the shortcut, not convolve it')
+            S = X._data
+        if out.shape == b2.shape and _same(out._data, b2._data + S):
+            raise _Stop(f'{call} adds the shortcut but misses the ReLU after the addition')
+        if out.shape == b2.shape and _same(out._data, _relu(b2._data)):
+            raise _Stop(f'{call} returns the main path alone: add the shortcut before the last ReLU')
+        if out.shape == b2.shape and _same(out._data, _relu(b2._data) + S):
+            raise _Stop(f'{call} applies the last ReLU before adding the shortcut; it belongs after the addition')
+        if not _same(out._data, _relu(b2._data + S)):
+            raise _Stop(f'{what} does not return relu(main path + shortcut)')
+        _backward(out, dm.randn(*want_shape))
+        if any(p.grad is None for p in block.parameters()):
+            raise _Stop(f'after backward() some parameters of {call} have no gradient')
+    return f'{cls} computes relu(BN(conv(relu(BN(conv(X))))) + shortcut), with a 1 x 1 shortcut when asked'

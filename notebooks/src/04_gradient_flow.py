@@ -11,7 +11,7 @@
 #
 # - write the training loop (forward, loss, `zero_grad`, `backward`, `step`) and say what each line changes;
 # - watch a run live with `Explorer`, and know what that costs;
-# - read per-layer gradient norms, as numbers and as `GradFlow` bars;
+# - read per-layer gradient norms, drawn as a figure and as `GradFlow` bars;
 # - explain why eight sigmoid layers hardly learn while the same eight layers with ReLU do;
 # - recognise a parameter that never gets a gradient, and find out why.
 
@@ -23,6 +23,7 @@ from d2lmod.datasets import load_digits
 from d2lmod import nn
 from d2lmod.nn import functional as F
 from d2lmod.widgets import Explorer, GradFlow, summary
+from d2lmod.widgets.figures import plot
 
 dm.manual_seed(0)   # every random number of d2lmod in this notebook follows from this seed
 
@@ -55,7 +56,7 @@ print('images per digit in the training set:', np.bincount(y_train).tolist())
 # label:
 
 # %%
-for row in X_train[0].data.reshape(8, 8):
+for row in X_train[0].numpy().reshape(8, 8):
     print(' '.join('#' if v > 0.6 else '+' if v > 0.3 else '.' if v > 0 else ' ' for v in row))
 print('label:', y_train[0])
 
@@ -89,7 +90,7 @@ print(f'loss before the step: {loss.item():.4f}')
 optimizer.zero_grad()
 loss.backward()
 for name, p in net.named_parameters():
-    print(f'  {name:9s} shape {str(p.shape):10s} gradient norm {np.linalg.norm(p.grad.data):.4f}')
+    print(f'  {name:9s} shape {str(p.shape):10s} gradient norm {np.linalg.norm(p.grad.numpy()):.4f}')
 optimizer.step()
 print(f'loss after the step:  {F.cross_entropy(net(Xb), yb).item():.4f}')
 
@@ -98,8 +99,9 @@ print(f'loss after the step:  {F.cross_entropy(net(Xb), yb).item():.4f}')
 # ## 4.3 Training, with the Explorer watching
 #
 # Now the same four lines in a loop over mini-batches of 100 images: 15 steps per pass over the training set
-# (an *epoch*). Every second epoch we print the mean training loss and the accuracy on the 297 test images,
-# computed under `dm.no_grad()` because nothing there needs a gradient.
+# (an *epoch*). `train` keeps the loss of every step, so that we can draw the loss curve afterwards, and prints
+# one line at the end: the last epoch's mean loss and the accuracy on the 297 test images, computed under
+# `dm.no_grad()` because nothing there needs a gradient.
 
 # %%
 def batches(n, size, epoch):
@@ -110,26 +112,28 @@ def batches(n, size, epoch):
 
 def accuracy(model, X, y):
     with dm.no_grad():
-        return float((model(X).argmax(1).data == y).mean())
+        return float((model(X).argmax(1).numpy() == y).mean())
 
 
-def train(model, optimizer, epochs, explorer=None, every=2):
-    """Mini-batch training on the digits; explorer.update(loss) after each step if an explorer is given."""
+def train(model, optimizer, epochs, explorer=None):
+    """Mini-batch training on the digits; returns the loss of every step. explorer.update(loss) after each
+    step if an explorer is given."""
+    losses = []
     for epoch in range(1, epochs + 1):
-        total = 0.0
         for idx in batches(len(y_train), 100, epoch):
             loss = F.cross_entropy(model(X_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
+            losses.append(loss.item())
             if explorer is not None:
                 explorer.update(loss)       # cheap: it redraws at most every every_seconds
-        if epoch % every == 0:
-            print(f'epoch {epoch:2d}   train loss {total / len(y_train):.4f}   '
-                  f'test accuracy {accuracy(model, X_test, y_test):.4f}')
     if explorer is not None:
         explorer.update(force=True)         # draw the final state
+    steps = len(losses) // epochs
+    print(f'after {epochs} epochs: train loss {np.mean(losses[-steps:]):.4f} (mean of the last epoch), '
+          f'test accuracy {accuracy(model, X_test, y_test):.4f}')
+    return losses
 
 
 # %% [markdown]
@@ -148,7 +152,16 @@ explorer = Explorer(net, Xb, loss_fn=lambda out: F.cross_entropy(out, yb)).live(
 explorer
 
 # %%
-train(net, optimizer, epochs=10, explorer=explorer)
+losses = train(net, optimizer, epochs=10, explorer=explorer)
+
+# %% [markdown]
+# The loss of every step, as a curve. Look at its shape rather than its numbers: a steep fall in the first
+# epoch, then a long, slowly flattening tail. The curve is jagged because each step sees a different
+# mini-batch of 100 images.
+
+# %%
+plot({'one hidden layer, ReLU': losses}, xlabel='training step (15 per epoch)', ylabel='cross-entropy loss',
+     title='Training loss of the digits network')
 
 # %% [markdown]
 # About 96 % of the test digits are right after ten passes over the data. Which ones does the network still
@@ -156,7 +169,7 @@ train(net, optimizer, epochs=10, explorer=explorer)
 
 # %%
 with dm.no_grad():
-    predicted = net(X_test).argmax(1).data
+    predicted = net(X_test).argmax(1).numpy()
 wrong = [(int(t), int(p)) for t, p in zip(y_test, predicted) if t != p]
 print(len(wrong), 'mistakes out of', len(y_test))
 print('(true, predicted):', sorted(wrong))
@@ -192,30 +205,31 @@ relu_net.load_state_dict(sigmoid_net.state_dict())   # the same starting weights
 print(relu_net)
 
 # %% [markdown]
-# One batch forward and backward through each. The table lists the norm of each layer's weight gradient,
-# $\|\partial L / \partial W\|$, from the first layer (next to the input) to the output layer; the layers are
-# numbered by their position in the `Sequential` (0, 2, ..., 16, with the activations in between).
+# One batch forward and backward through each. The figure shows the norm of each layer's weight gradient,
+# $\|\partial L / \partial W\|$, from the first layer (next to the input) on the left to the output layer on the
+# right; the layers are numbered by their position in the `Sequential` (0, 2, ..., 16, with the activations in
+# between). The vertical axis is logarithmic: each grid step is a factor of ten.
 
 # %%
 def weight_grad_norms(model, X, y):
     """The gradient norm of every Linear layer's weight after one forward and backward on (X, y)."""
     model.zero_grad()
     F.cross_entropy(model(X), y).backward()
-    return [np.linalg.norm(m.weight.grad.data) for m in model if isinstance(m, nn.Linear)]
+    return [np.linalg.norm(m.weight.grad.numpy()) for m in model if isinstance(m, nn.Linear)]
 
 
 sig_norms = weight_grad_norms(sigmoid_net, Xb, yb)
 relu_norms = weight_grad_norms(relu_net, Xb, yb)
-print('layer    sigmoid     ReLU')
-for i, (s, r) in enumerate(zip(sig_norms, relu_norms)):
-    print(f'{i * 2:>5}   {s:.2e}   {r:.2e}')
 print(f'first / last layer: sigmoid {sig_norms[0] / sig_norms[-1]:.1e}, ReLU {relu_norms[0] / relu_norms[-1]:.1e}')
+plot({'sigmoid': sig_norms, 'ReLU': relu_norms}, x=range(0, 18, 2), log=True,
+     xlabel='layer (position in the Sequential)', ylabel='weight gradient norm',
+     title='Gradient reaching each layer, one batch')
 
 # %% [markdown]
-# Read the sigmoid column from the bottom (the output layer) up to the top (the first layer): the gradient
-# shrinks by a factor of about 3 per layer, and the first layer receives some ten thousand times less than the
-# last. The ReLU network's gradients
-# stay within a factor of two of each other all the way down. This is the **vanishing gradient**.
+# Follow the sigmoid curve from the right (the output layer) to the left (the first layer): it falls by a
+# factor of about 3 per layer, and the first layer receives some ten thousand times less than the last. The
+# ReLU curve stays nearly flat: its gradients stay within a factor of two of each other all the way down. This
+# is the **vanishing gradient**.
 #
 # Why? Backward through one layer multiplies the incoming gradient by the activation's slope and by the
 # layer's weights. The sigmoid's slope $\sigma'(x) = \sigma(x)(1 - \sigma(x))$ is at most $1/4$ (at $x = 0$),
@@ -240,28 +254,32 @@ GradFlow(relu_net, log=True)
 
 # %%
 def weights(model):
-    return [m.weight.data.copy() for m in model if isinstance(m, nn.Linear)]
+    return [m.weight.detach().numpy().copy() for m in model if isinstance(m, nn.Linear)]
 
 
 sig_start, relu_start = weights(sigmoid_net), weights(relu_net)
-print('sigmoid')
-train(sigmoid_net, dm.optim.SGD(sigmoid_net.parameters(), lr=0.02, momentum=0.9), epochs=10)
-print('ReLU')
-train(relu_net, dm.optim.SGD(relu_net.parameters(), lr=0.02, momentum=0.9), epochs=10)
+print('sigmoid:', end=' ')
+sig_losses = train(sigmoid_net, dm.optim.SGD(sigmoid_net.parameters(), lr=0.02, momentum=0.9), epochs=10)
+print('ReLU:   ', end=' ')
+relu_losses = train(relu_net, dm.optim.SGD(relu_net.parameters(), lr=0.02, momentum=0.9), epochs=10)
+plot({'sigmoid': sig_losses, 'ReLU': relu_losses}, xlabel='training step (15 per epoch)',
+     ylabel='cross-entropy loss', title='Eight hidden layers: the same start, two activations')
 
 # %% [markdown]
 # The sigmoid network's loss stays at the guessing level of 2.30, and its accuracy is no better than a guess;
 # the ReLU network learns the digits. How much did each layer's weights move? The relative change
-# $\|W_{\text{after}} - W_{\text{before}}\| / \|W_{\text{before}}\|$ per layer:
+# $\|W_{\text{after}} - W_{\text{before}}\| / \|W_{\text{before}}\|$ per layer, again on a logarithmic axis:
 
 # %%
 def moved(model, start):
     return [np.linalg.norm(now - before) / np.linalg.norm(before) for now, before in zip(weights(model), start)]
 
 
-print('layer    sigmoid     ReLU')
-for i, (s, r) in enumerate(zip(moved(sigmoid_net, sig_start), moved(relu_net, relu_start))):
-    print(f'{i * 2:>5}   {s:.1e}    {r:.1e}')
+sig_moved, relu_moved = moved(sigmoid_net, sig_start), moved(relu_net, relu_start)
+print(f'first layer moved by: sigmoid {sig_moved[0]:.1e}, ReLU {relu_moved[0]:.1e}')
+plot({'sigmoid': sig_moved, 'ReLU': relu_moved}, x=range(0, 18, 2), log=True,
+     xlabel='layer (position in the Sequential)', ylabel='relative change of the weights',
+     title='How far ten epochs moved each layer')
 
 # %% [markdown]
 # The sigmoid network's first layers barely changed, by about one part in ten thousand: they receive almost
@@ -274,7 +292,8 @@ for i, (s, r) in enumerate(zip(moved(sigmoid_net, sig_start), moved(relu_net, re
 #
 # A vanishing gradient is small. A **missing** one is `None`: backward never reached the parameter. That
 # happens when a layer never runs, when a parameter is frozen (`requires_grad=False`), and, most quietly,
-# when `forward` reads a parameter's numbers through `.data`, which autograd does not see. Here someone
+# when `forward` reads a parameter through `.data`: a tensor that shares the parameter's numbers but is cut
+# from the graph, so autograd does not see where they came from. Here someone
 # adds a learned offset but reaches it through `.data`:
 
 # %%
@@ -286,14 +305,14 @@ class OffsetMLP(nn.Module):
         self.out = nn.Linear(32, 10)
 
     def forward(self, X):
-        h = F.relu(self.hidden(X)) + self.offset.data   # .data: a plain array, so no gradient goes back
+        h = F.relu(self.hidden(X)) + self.offset.data   # .data: the same numbers, cut from the graph
         return self.out(h)
 
 
 offset_net = OffsetMLP().double()
 F.cross_entropy(offset_net(Xb), yb).backward()
 for name, p in offset_net.named_parameters():
-    print(f'{name:14s}', 'no gradient' if p.grad is None else f'gradient norm {np.linalg.norm(p.grad.data):.4f}')
+    print(f'{name:14s}', 'no gradient' if p.grad is None else f'gradient norm {np.linalg.norm(p.grad.numpy()):.4f}')
 
 # %% [markdown]
 # The model runs, the loss goes down, and `offset` stays zero forever; no error says so. `GradFlow` marks
@@ -311,17 +330,17 @@ GradFlow(offset_net)
 #   the redraw is throttled, so watching costs little.
 # - Gradients can shrink layer by layer on their way back. With sigmoid activations (slope at most 1/4) eight
 #   layers are enough to starve the first layers; with ReLU and Kaiming initialisation they are not.
-# - Print per-layer gradient norms, or look at `GradFlow` on a log scale, before blaming the learning rate.
+# - Draw per-layer gradient norms on a log scale (a figure, or `GradFlow`) before blaming the learning rate.
 # - A gradient of `None` means backward never reached the parameter: unused, frozen, or read through `.data`.
 #
 # ## Exercises
 #
 # 1. Build the sigmoid network with `depth=4` and `depth=16`. How does the first layer's gradient norm
-#    change? Predict the factor from the table above before you run it.
+#    change? Predict the factor from the figure above before you run it.
 # 2. Replace `nn.Sigmoid` by `nn.Tanh`, whose slope is at most 1 instead of 1/4. Does its gradient vanish,
 #    and does it train in ten epochs?
 # 3. Skip `relu_init` for the ReLU network and keep `Linear`'s default initialisation, whose weights are
-#    smaller. Print the table of gradient norms again: what happens to the ReLU network now, and why?
+#    smaller. Draw the gradient norms again: what happens to the ReLU network now, and why?
 # 4. Run the sigmoid network for 50 epochs, or with a larger learning rate. Does it ever escape? Watch it
 #    with an `Explorer` while it trains.
 # 5. Time `train(...)` with and without `explorer`, then with `live(every_seconds=0)` so that every step

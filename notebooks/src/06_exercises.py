@@ -4,7 +4,7 @@
 # # 6. Exercises, with checks
 #
 # The chapter ends with three exercises about building modules, and each hides a mistake that raises no
-# error: the model runs, and is quietly wrong. Here you solve them and check your answer. Each check runs your
+# error: the model runs, and is quietly wrong. Three more follow, one for each of lessons 7, 8 and 9. Here you solve them and check your answer. Each check runs your
 # code on small layers of its own and answers in one sentence: **Right: ...** when it behaves as it should, or
 # **Not yet: ...** with what is still wrong. It never shows the answer.
 #
@@ -17,13 +17,17 @@
 # - explain why modules kept in a plain Python list are invisible to `parameters()`, `state_dict()`, `to()`
 #   and the optimizer, and build a container that registers them;
 # - write a module that runs two networks side by side on the same input;
-# - write a factory that builds fresh blocks, and spot the silent tie of one block repeated.
+# - write a factory that builds fresh blocks, and spot the silent tie of one block repeated;
+# - write a custom layer whose weight is a registered parameter (lesson 7), a `try_gpu` that is right on any
+#   machine (lesson 8), and a residual block (lesson 9).
 
 # %%
 import d2lmod as dm
 from d2lmod import nn
+from d2lmod.nn import functional as F
 from d2lmod.widgets import summary
-from d2lmod.widgets.exercises import check_factory, check_parallel, check_registered
+from d2lmod.widgets.exercises import (check_factory, check_parallel, check_reduction, check_registered,
+                                      check_residual, check_try_gpu)
 
 dm.manual_seed(0)
 X = dm.rand(2, 20)   # the chapter's input: 2 examples, 20 features
@@ -195,6 +199,123 @@ def make_blocks(make_block, n):
 check_factory(make_blocks)
 
 # %% [markdown]
+# ## 6.4 A layer that learns a reduction (lesson 7)
+#
+# `TensorReduction(in_features, out_features)` holds one weight $W$ of shape
+# `(in_features, in_features, out_features)` and maps each example $x$ to $y_k = \sum_{i,j} W_{ijk}\, x_i x_j$.
+# A first attempt keeps $W$ as a plain tensor:
+
+# %%
+class PlainReduction(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.W = dm.randn(in_features, in_features, out_features)
+
+    def forward(self, X):
+        n, d = X.shape
+        XW = (X @ self.W.reshape(d, -1)).reshape(n, d, -1)   # sum over i of x_i W_ijk: (n, j, k)
+        return (XW * X.reshape(n, d, 1)).sum(dim=1)           # times x_j, summed over j: (n, k)
+
+
+print(PlainReduction(4, 3)(dm.rand(2, 4)).shape)
+check_reduction(PlainReduction)
+
+# %% [markdown]
+# **Your turn.** Write `TensorReduction` so that $W$ is a parameter and the output is right for every example.
+
+# %%
+class TensorReduction(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        raise NotImplementedError   # one parameter W of shape (in_features, in_features, out_features)
+
+    def forward(self, X):
+        raise NotImplementedError   # y[n, k] = sum over i, j of W[i, j, k] * X[n, i] * X[n, j]
+
+
+check_reduction(TensorReduction)
+
+
+# %% [markdown]
+# ## 6.5 The right device on any machine (lesson 8)
+#
+# `try_gpu(i=0)` should return GPU number `i` when the machine has it, and the CPU otherwise; `try_all_gpus()`
+# every GPU, or a list with the CPU when there is none. This machine has no GPU, so a wrong answer can look
+# right here. This attempt always takes the first GPU if there is any:
+
+# %%
+def try_gpu_first(i=0):
+    return dm.device('cuda:0') if dm.cuda.is_available() else dm.device('cpu')
+
+
+print(try_gpu_first(), try_gpu_first(1))
+
+# %% [markdown]
+# Here it prints `cpu` twice, which is right. The check pretends the machine has zero, one and two GPUs
+# (it makes `dm.cuda.device_count()` and `dm.cuda.is_available()` answer accordingly while it runs):
+
+# %%
+check_try_gpu(try_gpu_first)
+
+# %% [markdown]
+# **Your turn.** Write both functions; the check tries them on the three pretended machines.
+
+# %%
+def try_gpu(i=0):
+    raise NotImplementedError   # dm.device(f'cuda:{i}') if GPU i exists, else dm.device('cpu')
+
+
+def try_all_gpus():
+    raise NotImplementedError   # every GPU as a device, or [dm.device('cpu')]
+
+
+check_try_gpu(try_gpu, try_all_gpus)
+
+
+# %% [markdown]
+# ## 6.6 A residual block (lesson 9)
+#
+# `Residual(channels, use_1x1conv=False, stride=1)` computes $\mathrm{relu}(g(X) + s(X))$: the main path $g$ is
+# a 3 x 3 convolution, BatchNorm, ReLU, another 3 x 3 convolution and BatchNorm; the shortcut $s$ is $X$ itself,
+# or a 1 x 1 convolution with the same stride when `use_1x1conv` is true. An attempt that puts the final
+# ReLU inside the main path:
+
+# %%
+class ResidualReluFirst(nn.Module):
+    def __init__(self, channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        self.conv1 = nn.LazyConv2d(channels, kernel_size=3, padding=1, stride=stride)
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.conv2 = nn.LazyConv2d(channels, kernel_size=3, padding=1)
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.shortcut = nn.LazyConv2d(channels, kernel_size=1, stride=stride) if use_1x1conv else nn.Identity()
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = F.relu(self.bn2(self.conv2(Y)))
+        return Y + self.shortcut(X)
+
+
+print(ResidualReluFirst(8)(dm.rand(2, 8, 6, 6)).shape)
+check_residual(ResidualReluFirst)
+
+# %% [markdown]
+# **Your turn.** The check builds `Residual(4)` and `Residual(6, True, 2)`, follows the calls inside them, and
+# compares each step with what it should be.
+
+# %%
+class Residual(nn.Module):
+    def __init__(self, channels, use_1x1conv=False, stride=1):
+        super().__init__()
+        raise NotImplementedError   # two 3 x 3 convolutions, two BatchNorms, and a 1 x 1 conv if use_1x1conv
+
+    def forward(self, X):
+        raise NotImplementedError   # relu(main path + shortcut)
+
+
+check_residual(Residual)
+
+# %% [markdown]
 # ## Summary
 #
 # - A module registers a child only through attribute assignment or `add_module` (or a registering container
@@ -204,6 +325,8 @@ check_factory(make_blocks)
 #   the feature dimension.
 # - A factory must *call* the constructor once per position. Repeating one instance ties all positions to one
 #   set of weights; `summary` shows it as *repeated*, and the unique parameter count is the giveaway.
+# - A learned tensor must be an `nn.Parameter`; a device helper must be right on machines you do not have; a
+#   residual block adds its input back before the last ReLU.
 # - The checks in `d2lmod.widgets.exercises` run your code and say what is right or wrong in one sentence;
 #   their source shows exactly what they test, if you want to know.
 #
