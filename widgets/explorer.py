@@ -43,7 +43,12 @@ class Explorer(W.VBox):
         self.loss, self.history, self.optimizer, self.steps = None, [], None, 0
         self._last_draw = self._draw_seconds = 0.0  # when the last live redraw ended, and how long it took
         self._shape = self._structure()  # what the model was made of when last described
-        self.info = extract.describe(model)
+        # described once, with the inputs when there are some (the first forward uses it); drawn once at the end
+        self._described, self._hold = bool(inputs), False
+        try:
+            self.info = extract.describe(model, *inputs)
+        except Exception:  # a forward that fails: the first forward, below, shows why inside the widget
+            self.info, self._described = extract.describe(model), False
         self.tree = ModuleTree(model, *inputs, info=self.info)
         self.gradflow = GradFlow(model)
         self.graph = None  # a GraphView, made by the first forward
@@ -79,11 +84,17 @@ class Explorer(W.VBox):
                      'what it computes; backward and step have nothing to do')
 
     def _first_look(self) -> None:
-        self.forward()
+        self._hold = True  # forward and backward without drawing in between: a big model is drawn once
+        try:
+            self.forward()
+            if self._has_parameters():
+                self.backward()
+        finally:
+            self._hold = False
+        self._draw(graph=True)
         if not self._has_parameters():
             self.status.value = render.notice_html(self.NO_PARAMETERS)
             return
-        self.backward()
         self.status.value = render.notice_html('ran forward and backward once on the inputs (gradients are in '
                                                '.grad); step trains, zero_grad clears')
 
@@ -94,7 +105,9 @@ class Explorer(W.VBox):
     def forward(self) -> Tensor:
         """Run the model on its inputs (once to count calls, once recording the graph); show the loss."""
         self._shape = self._structure()
-        self.info = extract.describe(self.model, *self.inputs)
+        if not self._described:  # the constructor has just described the model on these inputs
+            self.info = extract.describe(self.model, *self.inputs)
+        self._described = False
         out = self.model(*self.inputs)
         self.loss, how = self._loss(out)
         self.history.append(self.loss.item())
@@ -194,6 +207,8 @@ class Explorer(W.VBox):
 
     def _draw(self, graph: bool = False) -> None:
         """Redraw the tree, the gradients and the loss curve (and the graph when asked)."""
+        if self._hold:
+            return
         if self.info.totals.lazy:  # lazy layers may have learned their sizes since
             self.info = extract.describe(self.model)
         calls = {m.path: m.calls for m in self.info.modules} if self.info.inputs else None

@@ -364,6 +364,17 @@ NON_FINITE = ('NaN or inf in this gradient: something overflowed or was undefine
               'learning rate too large); check the loss and the inputs, then zero_grad()')
 
 
+MAX_BARS = 400  # bars drawn at most: the first and last ones, and every parameter without a usable gradient
+
+
+def _shown_bars(grads: list) -> set:
+    """Indices of the parameters that get a row: all of them for a model of usual size."""
+    if len(grads) <= MAX_BARS:
+        return set(range(len(grads)))
+    flagged = [i for i, g in enumerate(grads) if not g.has_grad or not _all_finite(g)][:MAX_BARS // 4]
+    return set(range(MAX_BARS // 2)) | set(range(len(grads) - MAX_BARS // 4, len(grads))) | set(flagged)
+
+
 def _finite(v: float) -> float:
     return v if math.isfinite(v) else 0.0
 
@@ -392,9 +403,19 @@ def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
     part_values = [_finite(getattr(p, stat)) for g in grads for p in g.parts]
     widths = _widths(values + part_values, log)  # one scale for whole bars and their parts
     main, parts = widths[:len(grads)], iter(widths[len(grads):])
-    out = []
-    for g, w in zip(grads, main):
-        name = f'<td style="{_CELL}"><code>{esc(g.path)}</code></td>'
+    out, shown = [], _shown_bars(grads)
+    for i, (g, w) in enumerate(zip(grads, main)):
+        if i not in shown:
+            for _ in g.parts:
+                next(parts)
+            if i - 1 in shown:  # the first of a gap: one line for all of it
+                end = next((j for j in range(i, len(grads)) if j in shown), len(grads))
+                bad = sum(not h.has_grad or not _all_finite(h) for h in grads[i:end])
+                out.append(f'<tr><td colspan="3" style="{_CELL}; color: #6b7280">… {end - i:,} more parameters not '
+                           f'drawn (too many bars to read){f", {bad:,} of them without a usable gradient" if bad else ""}'
+                           '</td></tr>')
+            continue
+        name = f'<td style="{_CELL}"><code>{esc(label(g.path))}</code></td>'
         if not g.has_grad:
             out.append(f'<tr>{name}<td style="{_CELL}; color: {RED}; font-weight: bold">no grad</td><td></td>'
                        f'<td style="{_CELL}; color: {RED}">{esc(g.reason)}</td></tr>')
