@@ -320,7 +320,7 @@ def test_graph_view_shows_errors_inside(monkeypatch):
 
     def broken(data):
         raise RuntimeError('drawing failed <here>')
-    monkeypatch.setattr(draw, 'render_svg', broken)
+    monkeypatch.setattr(draw, 'render', broken)
     view.show.value = MODULES
     assert 'RuntimeError: drawing failed &lt;here&gt;' in view.error.value
     view.update('not a tensor')

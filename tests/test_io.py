@@ -187,3 +187,218 @@ def test_loading_gives_tensors_ready_to_use(tmp_path):
     dm.save(OrderedDict(w=dm.ones(2, 2)), tmp_path / 'w')
     w = dm.load(tmp_path / 'w')['w']
     assert not w.requires_grad and (w @ dm.ones(2)).tolist() == [2.0, 2.0]
+
+
+# ---- saving is all or nothing --------------------------------------------------------------------------------
+def good_checkpoint(path: Path) -> bytes:
+    dm.save({'w': dm.ones(3), 'b': dm.zeros(2)}, path)
+    return path.read_bytes()
+
+
+def test_an_unsavable_value_in_the_middle_leaves_the_old_file_byte_for_byte(tmp_path):
+    path = tmp_path / 'ckpt.params'
+    before = good_checkpoint(path)
+    with pytest.raises(TypeError, match="entry 'bad' is a str"):
+        dm.save({'w': dm.ones(3), 'bad': 'oops', 'b': dm.zeros(2)}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['ckpt.params']
+
+
+@pytest.mark.parametrize('failure', [OSError(28, 'No space left on device'), KeyboardInterrupt()],
+                         ids=['disk full', 'Ctrl-C'])
+def test_a_failure_while_writing_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch, failure):
+    path = tmp_path / 'ckpt.params'
+    before = good_checkpoint(path)
+    real_savez = np.savez
+
+    def savez_that_fails_half_way(f, **arrays):
+        real_savez(f, **arrays)  # the bytes are written...
+        raise failure            # ...and then the disk fills up, or the student presses stop
+
+    monkeypatch.setattr(np, 'savez', savez_that_fails_half_way)
+    with pytest.raises(type(failure)):
+        dm.save({'w': dm.ones(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ['ckpt.params']
+    assert list(dm.load(path)) == ['w', 'b']
+
+
+def test_a_failing_fsync_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'ckpt.params'
+    before = good_checkpoint(path)
+
+    def fsync(fd):
+        raise OSError(5, 'Input/output error')
+    monkeypatch.setattr('os.fsync', fsync)
+    with pytest.raises(OSError, match='Input/output'):
+        dm.save({'w': dm.ones(5)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ['ckpt.params']
+
+
+def test_saving_again_replaces_the_file_and_keeps_its_permissions(tmp_path):
+    path = tmp_path / 'ckpt.params'
+    good_checkpoint(path)
+    path.chmod(0o640)
+    dm.save({'only': dm.ones(1)}, path)
+    assert list(dm.load(path)) == ['only'] and (path.stat().st_mode & 0o777) == 0o640
+
+
+@pytest.mark.parametrize('value', [np.array([1, 'a'], dtype=object), dm.tensor(np.array([None, 2.0], dtype=object))],
+                         ids=['object ndarray', 'tensor of objects'])
+def test_object_arrays_are_refused_naming_the_key(tmp_path, value):
+    path = tmp_path / 'ckpt.params'
+    before = good_checkpoint(path)
+    with pytest.raises(TypeError, match=r"entry 'layer\.extra' holds Python objects.*pickling"):
+        dm.save({'w': dm.ones(3), 'layer.extra': value}, path)
+    assert path.read_bytes() == before
+
+
+# ---- damaged d2lmod files versus files that are not d2lmod's -------------------------------------------------
+def assert_damaged(path: Path):
+    with pytest.raises(ValueError) as info:
+        dm.load(path)
+    message = str(info.value)
+    assert 'damaged or incomplete d2lmod file' in message and str(path) in message, message
+    assert 'not a d2lmod file' not in message and 'pickle' not in message, message
+    return message
+
+
+def assert_not_ours(path: Path):
+    with pytest.raises(ValueError) as info:
+        dm.load(path)
+    message = str(info.value)
+    assert 'not a d2lmod file' in message and str(path) in message and 'damaged' not in message, message
+
+
+def state_file(path: Path) -> bytes:
+    dm.manual_seed(0)
+    dm.save({'0.weight': dm.randn(64, 32), '0.bias': dm.randn(64), '2.weight': dm.randn(10, 64)}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize('keep', [0.1, 0.5, 0.9, 0.99])
+def test_a_truncated_file_is_damaged_not_foreign(tmp_path, keep):
+    path = tmp_path / 'cut.params'
+    data = state_file(path)
+    path.write_bytes(data[:int(len(data) * keep)])
+    assert_damaged(path)
+
+
+def test_a_flipped_byte_is_a_bad_crc(tmp_path):
+    path = tmp_path / 'flip.params'
+    data = bytearray(state_file(path))
+    data[len(data) // 2] ^= 0xFF  # in the middle of 0.weight's numbers
+    path.write_bytes(bytes(data))
+    assert 'CRC' in assert_damaged(path)
+
+
+def rewrite(path: Path, members: dict) -> None:
+    """A zip with exactly these members (name -> bytes), as np.savez lays them out."""
+    with zipfile.ZipFile(path, 'w') as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def npy_bytes(array) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def members_of(path: Path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def test_a_missing_array_is_damaged(tmp_path):
+    path = tmp_path / 'missing.params'
+    state_file(path)
+    members = members_of(path)
+    del members['arr_1.npy']
+    rewrite(path, members)
+    assert 'arr_1' in assert_damaged(path)
+
+
+@pytest.mark.parametrize('layout', [
+    'not json', '[]', 'null', '{"kind": "dict"}', '{"kind": "dict", "keys": 5}', '{"kind": "dict", "keys": [1, 2, 3]}',
+    '{"kind": "pickle", "keys": ["a", "b", "c"]}', '{"kind": "tensor", "keys": ["a", "b", "c"]}',
+    '{"kind": "dict", "keys": ["a", "a", "b"]}', '{"kind": "dict", "keys": ["a", "b"]}'])
+def test_any_malformed_table_of_contents_is_one_value_error_naming_the_file(tmp_path, layout):
+    path = tmp_path / 'toc.params'
+    state_file(path)
+    members = members_of(path)
+    members['__d2lmod_layout__.npy'] = npy_bytes(np.array(layout))
+    rewrite(path, members)
+    assert_damaged(path)
+
+
+@pytest.mark.parametrize('toc', [np.arange(3), np.array(['a', 'b'])], ids=['numbers', 'a list of strings'])
+def test_a_table_of_contents_of_the_wrong_type_is_damaged(tmp_path, toc):
+    path = tmp_path / 'toc.params'
+    state_file(path)
+    members = members_of(path)
+    members['__d2lmod_layout__.npy'] = npy_bytes(toc)
+    rewrite(path, members)
+    assert_damaged(path)
+
+
+def header_declaring(shape, dtype='<f8') -> bytes:
+    header = repr({'descr': dtype, 'fortran_order': False, 'shape': shape}).encode()
+    header += b' ' * (63 - (len(header) + 10) % 64) + b'\n'
+    return b'\x93NUMPY\x01\x00' + len(header).to_bytes(2, 'little') + header
+
+
+@pytest.mark.parametrize('shape', [(10 ** 12,), (10 ** 6, 10 ** 6), (2 ** 62, 2 ** 62), (10 ** 8,), (5,)])
+def test_a_declared_shape_larger_than_the_file_is_refused_before_allocating(tmp_path, shape):
+    import tracemalloc
+    path = tmp_path / 'huge.params'
+    state_file(path)
+    members = members_of(path)
+    members['arr_1.npy'] = header_declaring(shape) + b'\x00' * 16  # 16 bytes of data, whatever the shape says
+    rewrite(path, members)
+    tracemalloc.start()
+    try:
+        message = assert_damaged(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 'arr_1' in message, message
+    assert peak < 10 * 2 ** 20, f'{peak:,} bytes allocated for a {path.stat().st_size:,}-byte file'
+
+
+@pytest.mark.parametrize('content', [bytes(range(256)) * 40, b'PK\x05\x06' + b'\x00' * 18],
+                         ids=['random bytes', 'an empty zip'])
+def test_random_bytes_and_other_zips_are_not_d2lmod_files(tmp_path, content):
+    path = tmp_path / 'other.bin'
+    path.write_bytes(content)
+    assert_not_ours(path)
+
+
+def test_a_plain_npz_is_not_a_d2lmod_file_even_when_cut_short(tmp_path):
+    path = tmp_path / 'plain.npz'
+    with open(path, 'wb') as f:
+        np.savez(f, arr_0=np.ones(100), arr_1=np.zeros(50))
+    assert_not_ours(path)
+    path.write_bytes(path.read_bytes()[:400])
+    assert_not_ours(path)
+
+
+def test_files_of_the_old_layout_still_load(tmp_path):
+    """Files written before the table of contents moved to the front (it came last) load as before."""
+    path = tmp_path / 'old.params'
+    with open(path, 'wb') as f:
+        np.savez(f, arr_0=np.ones(2, np.float32), arr_1=np.arange(3),
+                 __d2lmod_layout__=np.array('{"kind": "dict", "keys": ["w", "n"]}'))
+    back = dm.load(path)
+    assert list(back) == ['w', 'n'] and back['n'].tolist() == [0, 1, 2] and back['w'].dtype == np.float32
+
+
+def test_fortran_ordered_and_big_endian_arrays_come_back_right(tmp_path):
+    path = tmp_path / 'order.params'
+    a = np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))
+    dm.save({'f': a, 'be': np.arange(4, dtype='>i4')}, path)
+    back = dm.load(path)
+    np.testing.assert_array_equal(back['f']._data, a)
+    assert back['be'].tolist() == [0, 1, 2, 3] and back['be'].dtype == np.int32

@@ -9,6 +9,7 @@ import html
 import re
 import shutil
 import sys
+import subprocess
 
 from .graph import Graph, Node
 
@@ -30,6 +31,8 @@ def in_browser() -> bool:
 def dot_missing_note() -> str:
     """What the graph widget says when dot is missing: how to install it, or, in a browser, that it cannot be."""
     return DOT_IN_BROWSER if in_browser() else DOT_MISSING
+DOT_TIMEOUT = 4.0   # seconds Graphviz may take; beyond, the built-in drawing is used (and the widget says so)
+MAX_LABEL = 80      # characters of one line in a box: longer names are shortened in the middle
 
 
 # ---- text for both renderers ---------------------------------------------------------------------------------
@@ -42,10 +45,24 @@ def shape_text(shape) -> str:
     return '(' + ', '.join(str(n) for n in shape) + (',)' if len(shape) == 1 else ')')
 
 
+def clean(text, width: int = MAX_LABEL) -> str:
+    """One line safe for any drawing: control and invisible format characters shown as \\xNN, the middle of a
+    long text replaced by '…' (a 10,000-character name would make Graphviz fail)."""
+    text = str(text)
+    for _ in range(2):  # shorten first (cheap), escape what is left, and shorten what escaping lengthened
+        if len(text) > width:
+            keep = width - 1
+            text = text[:keep - keep // 3] + '…' + text[len(text) - keep // 3:]
+        if not text.isprintable():
+            text = ''.join(c if c.isprintable() else f'\\x{ord(c):02x}' if ord(c) < 256 else f'\\u{ord(c):04x}'
+                           for c in text)
+    return text
+
+
 def node_lines(node: Node) -> list:
-    """The lines of text in a node's box, heading first (not escaped yet)."""
-    heading = node.label + (f' ×{node.repeat} (loop)' if node.repeat > 1 else '')
-    lines = [heading] + [line for line in node.note.split('\n') if line]
+    """The lines of text in a node's box, heading first, each cleaned and shortened (not escaped yet)."""
+    heading = clean(node.label) + (f' ×{node.repeat} (loop)' if node.repeat > 1 else '')
+    lines = [heading] + [clean(line) for line in node.note.split('\n')[:6] if line]
     if node.shape is not None and not (node.kind == 'constant' and node.shape == ()):
         lines.append(shape_text(node.shape))
     if node.grad_norm is not None:
@@ -69,6 +86,7 @@ _DOT_STYLE = {  # shape and colours per node kind: parameters amber, ops blue, i
     'constant': 'shape=box style="dashed" color="#6b7280" fontcolor="#374151"',
     'input': 'shape=box style="rounded,filled" fillcolor="#dcfce7" color="#15803d"',
     'module': 'shape=box3d style="filled" fillcolor="#ede9fe" color="#6d28d9"',
+    'more': 'shape=box style="dashed,filled" fillcolor="#f3f4f6" color="#6b7280"',
 }
 _CLUSTER_FILL = ('#f8fafc', '#eef2f7')
 
@@ -101,21 +119,21 @@ def to_dot(data: Graph) -> str:
     while stack:
         what, item = stack.pop()
         if what == 'nodes':
-            indent = '  ' * (1 + (0 if item is None else item.depth + 1))
+            indent = '  ' * min(1 + (0 if item is None else item.depth + 1), 12)  # deep nests: text stays small
             for n in nodes_in.get(None if item is None else item.id, []):
                 out.append(f'{indent}{_q(n.id)} [{_DOT_STYLE[n.kind]}{" penwidth=2.6" if n.output else ""} '
                            f'label={_dot_label(n)}];')
         elif what == 'open':
-            indent = '  ' * (item.depth + 1)
-            detail = f'<font point-size="9">{esc(item.detail)}</font><br align="left"/>' if item.detail else ''
+            indent = '  ' * min(item.depth + 1, 12)
+            detail = f'<font point-size="9">{esc(clean(item.detail))}</font><br align="left"/>' if item.detail else ''
             out.append(f'{indent}subgraph {_q("cluster_" + item.id)} {{')
-            out.append(f'{indent}  label=<<b>{esc(item.title)}</b><br align="left"/>{detail}>; labeljust="l"; '
+            out.append(f'{indent}  label=<<b>{esc(clean(item.title))}</b><br align="left"/>{detail}>; labeljust="l"; '
                        f'style="rounded,filled"; fillcolor="{_CLUSTER_FILL[item.depth % 2]}"; color="#94a3b8";')
             stack.append(('close', item))
             stack.extend(('open', c) for c in reversed(children.get(item.id, [])))
             stack.append(('nodes', item))
         else:
-            out.append('  ' * (item.depth + 1) + '}')
+            out.append('  ' * min(item.depth + 1, 12) + '}')
     by_id = {n.id: n for n in data.nodes}
     for e in data.edges:
         # values flowing from op to op pull hard (a straight spine); parameters and constants join from the side.
@@ -137,7 +155,7 @@ _SVG_STYLE = {  # fill, stroke, dashed, per node kind (the same colours as the D
     'op': ('#dbeafe', '#1d4ed8', False), 'parameter': ('#fde68a', '#b45309', False),
     'buffer': ('#fef3c7', '#b45309', False), 'plain': ('#fee2e2', '#b91c1c', True),
     'constant': ('#ffffff', '#6b7280', True), 'input': ('#dcfce7', '#15803d', False),
-    'module': ('#ede9fe', '#6d28d9', False),
+    'module': ('#ede9fe', '#6d28d9', False), 'more': ('#f3f4f6', '#6b7280', True),
 }
 
 
@@ -255,7 +273,7 @@ def to_svg_fallback(data: Graph) -> str:
         spine_x = pad + max((reach[0] for *_, reach in shapes), default=0)
         inner_w = spine_x - pad + max((reach[1] for *_, reach in shapes), default=0)
         if box is not None:
-            inner_w = max(inner_w, _text_width(cluster[box].title), _text_width(cluster[box].detail))
+            inner_w = max(inner_w, _text_width(clean(cluster[box].title)), _text_width(clean(cluster[box].detail)))
         y = pad + title_h
         for left, anchor, right, reach in shapes:
             row_h = max(size[i][1] for i in left + right + ([anchor] if anchor is not None else []))
@@ -291,7 +309,7 @@ def _svg(data: Graph, at: dict, size: dict, lines: dict, lanes: list) -> str:
            '<rect x="-8" y="-8" width="100%" height="100%" fill="white"/>']
     for c in data.clusters:
         (x, y), (w, h) = at[c.id], size[c.id]
-        out.append(f'<g class="cluster"><title>{esc(c.title)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
+        out.append(f'<g class="cluster"><title>{esc(clean(c.title))}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
                    f'height="{h:.1f}" rx="8" fill="{_CLUSTER_FILL[c.depth % 2]}" stroke="#94a3b8"/></g>')
     for e, lane in zip(data.edges, lanes):
         (sx, sy), (sw, sh) = at[e.src], size[e.src]
@@ -308,10 +326,10 @@ def _svg(data: Graph, at: dict, size: dict, lines: dict, lanes: list) -> str:
     for c in data.clusters:  # titles over the edges, with a halo of the box colour so a crossing line stays behind
         (x, y), halo = at[c.id], f' stroke="{_CLUSTER_FILL[c.depth % 2]}" stroke-width="4" paint-order="stroke"'
         out.append(f'<text x="{x + BOX_PAD:.1f}" y="{y + BOX_PAD + 10:.1f}" font-weight="bold"{halo}>'
-                   f'{esc(c.title)}</text>')
+                   f'{esc(clean(c.title))}</text>')
         if c.detail:
             out.append(f'<text x="{x + BOX_PAD:.1f}" y="{y + BOX_PAD + 10 + LINE_H:.1f}" fill="#475569"{halo}>'
-                       f'{esc(c.detail)}</text>')
+                       f'{esc(clean(c.detail))}</text>')
     for n in data.nodes:
         (x, y), (w, h) = at[n.id], size[n.id]
         fill, stroke, dashed = _SVG_STYLE[n.kind]
@@ -345,13 +363,28 @@ def dot_available() -> bool:
 
 def render_svg(data: Graph) -> str:
     """SVG of data: drawn by Graphviz when dot is available, else by to_svg_fallback()."""
+    return render(data)[0]
+
+
+def render(data: Graph) -> tuple:
+    """(SVG of data, a sentence for the reader or ''): Graphviz when it can, else the built-in drawing.
+
+    `dot` runs with a time limit; when it is missing, fails or takes too long, the built-in drawing is used
+    and the sentence says why (never dot's own error output, which is not for students).
+    """
     if not dot_available():
-        return to_svg_fallback(data)
-    import graphviz
+        return to_svg_fallback(data), ''
     try:
-        svg = graphviz.Source(to_dot(data)).pipe(format='svg', encoding='utf-8')
-    except graphviz.ExecutableNotFound:
-        return to_svg_fallback(data)
+        done = subprocess.run([shutil.which('dot') or 'dot', '-Tsvg'], input=to_dot(data).encode('utf-8'),
+                              capture_output=True, timeout=DOT_TIMEOUT, check=False)
+        svg = done.stdout.decode('utf-8', errors='replace') if done.returncode == 0 else ''
+        why = '' if '<svg' in svg else 'Graphviz could not draw this graph'
+    except subprocess.TimeoutExpired:
+        why = f'Graphviz took longer than {DOT_TIMEOUT:g} s to draw this graph'
+    except OSError:
+        why = 'Graphviz could not be started'
+    if why:
+        return to_svg_fallback(data), f"{why}, so this is d2lmod's own simpler drawing."
     # keep only the <svg> element: no XML prolog, no comments (one of them holds the Graphviz version)
     svg = re.sub(r'<!--.*?-->', '', svg, flags=re.DOTALL)
-    return svg[svg.index('<svg'):]
+    return svg[svg.index('<svg'):], ''

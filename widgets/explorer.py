@@ -42,7 +42,13 @@ class Explorer(W.VBox):
         self.model, self.inputs, self.loss_fn, self.lr = model, inputs, loss_fn, lr
         self.loss, self.history, self.optimizer, self.steps = None, [], None, 0
         self._last_draw = self._draw_seconds = 0.0  # when the last live redraw ended, and how long it took
-        self.info = extract.describe(model)
+        self._shape = self._structure()  # what the model was made of when last described
+        # described once, with the inputs when there are some (the first forward uses it); drawn once at the end
+        self._described, self._hold = bool(inputs), False
+        try:
+            self.info = extract.describe(model, *inputs)
+        except Exception:  # a forward that fails: the first forward, below, shows why inside the widget
+            self.info, self._described = extract.describe(model), False
         self.tree = ModuleTree(model, *inputs, info=self.info)
         self.gradflow = GradFlow(model)
         self.graph = None  # a GraphView, made by the first forward
@@ -74,16 +80,34 @@ class Explorer(W.VBox):
         if inputs:  # show everything at once: calls and shapes, the graph, and each parameter's gradient
             self.errors.guard('the first forward and backward', self._first_look)()
 
+    NO_PARAMETERS = ('this model has no parameters, so there is nothing to differentiate or train: forward shows '
+                     'what it computes; backward and step have nothing to do')
+
     def _first_look(self) -> None:
-        self.forward()
-        self.backward()
+        self._hold = True  # forward and backward without drawing in between: a big model is drawn once
+        try:
+            self.forward()
+            if self._has_parameters():
+                self.backward()
+        finally:
+            self._hold = False
+        self._draw(graph=True)
+        if not self._has_parameters():
+            self.status.value = render.notice_html(self.NO_PARAMETERS)
+            return
         self.status.value = render.notice_html('ran forward and backward once on the inputs (gradients are in '
                                                '.grad); step trains, zero_grad clears')
+
+    def _has_parameters(self) -> bool:
+        return next(iter(self.model.parameters()), None) is not None
 
     # ---- the buttons -----------------------------------------------------------------------------------
     def forward(self) -> Tensor:
         """Run the model on its inputs (once to count calls, once recording the graph); show the loss."""
-        self.info = extract.describe(self.model, *self.inputs)
+        self._shape = self._structure()
+        if not self._described:  # the constructor has just described the model on these inputs
+            self.info = extract.describe(self.model, *self.inputs)
+        self._described = False
         out = self.model(*self.inputs)
         self.loss, how = self._loss(out)
         self.history.append(self.loss.item())
@@ -95,6 +119,12 @@ class Explorer(W.VBox):
         """loss.backward() on the last forward's loss (running forward first if there is none)."""
         if self.loss is None:
             self.forward()
+        if not self.loss.requires_grad:  # said plainly: nothing is broken, there is just nothing to differentiate
+            self.status.value = render.notice_html(
+                self.NO_PARAMETERS if not self._has_parameters() else 'backward: the loss does not depend on any '
+                'parameter that requires a gradient (all frozen, or computed under no_grad()), so there is nothing '
+                'to differentiate')
+            return
         self.loss.backward(retain_graph=True)  # the button may be pressed again on the same loss
         self._draw()
         self.status.value = render.notice_html('backward: gradients added into .grad (they accumulate: '
@@ -102,6 +132,9 @@ class Explorer(W.VBox):
 
     def step(self) -> None:
         """One plain SGD step with the slider's learning rate, on the gradients there are now."""
+        if not self._has_parameters():
+            self.status.value = render.notice_html(self.NO_PARAMETERS)
+            return
         if self.optimizer is None:
             self.optimizer = optim.SGD(self.model.parameters(), lr=self.lr)
         self.optimizer.lr = self.lr
@@ -126,6 +159,9 @@ class Explorer(W.VBox):
         """Record the loss of one training step; redraw if every_seconds have passed (or force). True if redrawn."""
         if loss is not None:
             self.history.append(loss.item() if isinstance(loss, Tensor) else float(loss))
+        if self._structure() != self._shape:  # a layer added or replaced since: describe and trace it again
+            self.errors.guard("re-reading the model's new structure", self._restructure)(loss)
+            return True
         start = time.perf_counter()
         # wait every_seconds, and at least 10 times as long as the last redraw took: a big model's redraw
         # then still costs under a tenth of the training time
@@ -137,6 +173,25 @@ class Explorer(W.VBox):
         self._last_draw = time.perf_counter()
         self._draw_seconds = self._last_draw - start
         return True
+
+    # ---- a model whose structure changed -----------------------------------------------------------------
+    def _structure(self) -> list:
+        """Each module and parameter by path and identity: any layer added, removed or replaced changes it."""
+        return [(path, id(m), [(name, id(p)) for name, p in m._parameters.items()])
+                for path, m in self.model.named_modules()]
+
+    def _restructure(self, loss=None) -> None:
+        """Describe the model again; trace the graph again from loss (if it has a graph) or from a new forward."""
+        self._shape = self._structure()
+        self.optimizer = None  # its parameter list is the old one
+        self.info = extract.describe(self.model, *self.inputs) if self.inputs else extract.describe(self.model)
+        if isinstance(loss, Tensor) and loss._parents:
+            self.loss = loss
+        elif self.inputs:
+            self.loss = self._loss(self.model(*self.inputs))[0]
+        self._draw(graph=self.loss is not None)
+        self.status.value = render.notice_html("the model's structure changed: modules, gradients and graph "
+                                               're-read')
 
     # ---- drawing ----------------------------------------------------------------------------------------
     def _loss(self, out):
@@ -152,6 +207,8 @@ class Explorer(W.VBox):
 
     def _draw(self, graph: bool = False) -> None:
         """Redraw the tree, the gradients and the loss curve (and the graph when asked)."""
+        if self._hold:
+            return
         if self.info.totals.lazy:  # lazy layers may have learned their sizes since
             self.info = extract.describe(self.model)
         calls = {m.path: m.calls for m in self.info.modules} if self.info.inputs else None

@@ -17,6 +17,7 @@ from d2lmod.nn.module import Parameter
 from d2lmod.tensor import Tensor
 
 MAX_NODES = 60  # above this many nodes a picture stops being readable: collapse() folds module calls
+MAX_DEPTH = 24  # module calls nested deeper than this are drawn folded (Graphviz slows down with deep nests)
 
 
 # ---- the data ---------------------------------------------------------------------------------------------
@@ -170,6 +171,7 @@ def _leaf_kinds(order: list, names: _Names) -> dict:
     leaves = [t for t in order if not t._parents]
     unnamed_inputs = [t for t in leaves if id(t) not in names.tensor and not isinstance(t, Parameter)
                       and not _is_constant(t)]
+    number_of = {id(t): i for i, t in enumerate(unnamed_inputs, 1)}  # by identity: == is elementwise
     kinds = {}
     for t in leaves:
         kind, label = names.tensor.get(id(t), (None, None))
@@ -184,8 +186,7 @@ def _leaf_kinds(order: list, names: _Names) -> dict:
             kind, label, note = 'constant', f'{float(t._data.reshape(-1)[0]):g}', 'constant'
         elif kind is None:
             kind = 'input'
-            number = next(i for i, u in enumerate(unnamed_inputs, 1) if u is t)  # by identity: == is elementwise
-            label = 'input' if len(unnamed_inputs) == 1 else f'input {number}'
+            label = 'input' if len(unnamed_inputs) == 1 else f'input {number_of[id(t)]}'
             note = 'requires grad' if t.requires_grad else ''
         if kind == 'parameter' and not t.requires_grad:
             note = 'frozen: requires_grad=False'
@@ -263,20 +264,17 @@ def _clusters(calls: list, names: _Names) -> tuple:
     return clusters, ids
 
 
-def _common_cluster(cluster_ids: list, parent_of: dict) -> str | None:
-    """The innermost cluster that holds all of cluster_ids (None: the top level)."""
-    chains = []
-    for c in cluster_ids:
-        chain = []
-        while c is not None:
-            chain.append(c)
-            c = parent_of[c]
-        chains.append(chain[::-1])  # outermost first
-    common = None
-    for level in zip(*chains):
-        if any(c != level[0] for c in level):
-            break
-        common = level[0]
+def _common_cluster(cluster_ids: list, parent_of: dict, depth_of: dict) -> str | None:
+    """The innermost cluster that holds all of cluster_ids (None: the top level); steps up by depth, so a
+    deep nest costs the distance climbed, not its whole depth for every leaf."""
+    common = cluster_ids[0]
+    for c in cluster_ids[1:]:
+        while c != common and c is not None and common is not None:
+            if depth_of[c] >= depth_of[common]:
+                c = parent_of[c]
+            else:
+                common = parent_of[common]
+        common = common if c is not None else None
     return common
 
 
@@ -291,6 +289,7 @@ def trace(output: Tensor, model=None) -> Graph:
     first = _runs(order, kinds)
     clusters, cluster_of_call = _clusters(calls, names)
     parent_of = {c.id: c.parent for c in clusters}
+    depth_of = {c.id: c.depth for c in clusters}
 
     def cluster_of(t):
         return cluster_of_call.get(id(t._call)) if t._call is not None else None
@@ -318,7 +317,7 @@ def trace(output: Tensor, model=None) -> Graph:
             continue
         kind, label, note = kinds[id(t)]
         users = [cluster_of(c) for c in consumers.get(id(t), [])]
-        home = None if kind == 'input' or None in users or not users else _common_cluster(users, parent_of)
+        home = None if kind == 'input' or None in users or not users else _common_cluster(users, parent_of, depth_of)
         nodes.append(Node(node_id, kind, label, tuple(t.shape), home, note, _grad_norm(t)))
     by_id = {n.id: n for n in nodes}
     by_id[node_of[id(output)]].output = True
@@ -329,6 +328,9 @@ def trace(output: Tensor, model=None) -> Graph:
 
 def _split_shared_grads(order: list, node_of: dict, by_id: dict, edges: list, cluster_of_call: dict) -> None:
     """Label each use of a shared leaf with its part of the gradient (call 1 and call 2 of a shared Linear)."""
+    edges_from = {}
+    for edge in edges:
+        edges_from.setdefault(edge.src, []).append(edge)
     for t in order:
         parts = getattr(t, '_grad_parts', None)
         if t._parents or not parts:
@@ -340,8 +342,8 @@ def _split_shared_grads(order: list, node_of: dict, by_id: dict, edges: list, cl
         if len(per_cluster) < 2:
             continue  # all uses in one call: the node's own norm says it all
         src = node_of[id(t)]
-        for edge in edges:
-            if edge.src == src and by_id[edge.dst].cluster in per_cluster:
+        for edge in edges_from.get(src, []):
+            if by_id[edge.dst].cluster in per_cluster:
                 edge.grad_norm = float(np.linalg.norm(per_cluster[by_id[edge.dst].cluster]))
         in_call_order = sorted(per_cluster, key=lambda c: -1 if c is None else int(c[1:]))
         by_id[src].grad_parts = tuple(float(np.linalg.norm(per_cluster[c])) for c in in_call_order)
@@ -369,32 +371,47 @@ def _graph_notes(output: Tensor, nodes: list, names: _Names, model) -> list:
 
 # ---- folding module calls into single nodes ----------------------------------------------------------------
 def collapse(data: Graph, expand=(), limit: int = MAX_NODES) -> Graph:
-    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes."""
+    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes.
+
+    Calls nested deeper than MAX_DEPTH stay folded. One pass over the clusters finds when each would open
+    and how many nodes every level shows, so a deep nest costs no more than a wide one.
+    """
     parent_of = {c.id: c.parent for c in data.clusters}
-    opened = {c.id for c in data.clusters if c.parent is None}
-    chosen = [c.id for c in data.clusters if c.path in set(expand)]
+    expand = set(expand)
+    chosen = {c.id for c in data.clusters if c.path in expand}
+    base = {c.id for c in data.clusters if c.parent is None}
     for c in chosen:
-        while c is not None:
-            opened.add(c)
+        while c is not None and c not in base:
+            base.add(c)
             c = parent_of[c]
-    scope = {c.id for c in data.clusters if _inside(c.id, chosen, parent_of)} if chosen else set(parent_of)
-    base = len(_fold(data, opened).nodes)
-    while limit > 0:  # one whole level at a time, so every call of a level is shown the same way
-        level = {c.id for c in data.clusters
-                 if c.id in scope and c.id not in opened and c.parent in opened}
-        if not level or len(_fold(data, opened | level).nodes) - base > limit:
-            break
-        opened |= level
-    return _fold(data, opened)
-
-
-def _inside(cluster: str, ancestors: list, parent_of: dict) -> bool:
-    """True when cluster is one of ancestors or lies inside one of them."""
-    while cluster is not None:
-        if cluster in ancestors:
-            return True
-        cluster = parent_of[cluster]
-    return False
+    never = math.inf
+    inside, opens_at, shown_at = {}, {}, {None: 0}  # shown_at: the level from which a cluster's contents show
+    for c in data.clusters:  # parents first
+        inside[c.id] = c.id in chosen or inside.get(c.parent, False)
+        if c.id in base:
+            opens_at[c.id] = 0
+        elif (inside[c.id] or not chosen) and c.depth < MAX_DEPTH and c.parent is not None:
+            opens_at[c.id] = opens_at[c.parent] + 1  # a whole level at a time, so every call of it looks alike
+        else:
+            opens_at[c.id] = never
+        shown_at[c.id] = max(opens_at[c.id], shown_at[c.parent])
+    levels = max([k for k in opens_at.values() if k != never], default=0)
+    count = [0] * (levels + 2)  # count[k]: nodes shown once every cluster with opens_at <= k is open
+    for n in data.nodes:
+        if shown_at[n.cluster] <= levels:
+            count[shown_at[n.cluster]] += 1
+    for c in data.clusters:  # a closed call is one node while its parent is open and it is not
+        start = shown_at[c.parent]
+        if start <= levels and start < opens_at[c.id]:
+            count[start] += 1
+            if opens_at[c.id] <= levels:
+                count[opens_at[c.id]] -= 1
+    for k in range(1, len(count)):
+        count[k] += count[k - 1]
+    level = 0
+    while limit > 0 and level < levels and count[level + 1] - count[0] <= limit:
+        level += 1
+    return _fold(data, {c for c, k in opens_at.items() if k <= level})
 
 
 def _fold(data: Graph, opened: set) -> Graph:
@@ -450,3 +467,139 @@ def _module_node(c: Cluster, members: list, shape) -> Node:
     grad = math.sqrt(sum(g * g for g in norms)) if norms else None
     note = (c.detail + '\n' if c.detail else '') + counts
     return Node(c.id, 'module', c.title, shape, c.parent, note, grad, ops=ops, output=any(n.output for n in members))
+
+
+# ---- keeping any graph drawable: repeated runs folded, a cap on the nodes ---------------------------------
+MAX_DRAWN = 300  # nodes handed to Graphviz (or the fallback) at most: an "N more" node stands for the rest
+
+
+def fit(data: Graph, limit: int = MAX_DRAWN) -> Graph:
+    """data made drawable: calls nested deeper than MAX_DEPTH folded, repeated runs folded, at most limit nodes."""
+    if any(c.depth >= MAX_DEPTH for c in data.clusters):
+        data = _fold(data, {c.id for c in data.clusters if c.depth < MAX_DEPTH})
+        data.notes.append(f'Module calls nested more than {MAX_DEPTH} deep are drawn folded.')
+    return cap(fold_repeats(data), limit)
+
+
+def _is_value(node: Node) -> bool:
+    return node.kind in ('op', 'module')
+
+
+def _is_side(node: Node) -> bool:
+    """A leaf that a step takes besides its input (a parameter, buffer, plain tensor or constant)."""
+    return not _is_value(node) and node.kind != 'input'
+
+
+def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Graph:
+    """The same steps again and again along a chain (a stack of identical layers, a loop over a few ops), drawn
+    as one node per run: 'Linear x 10,000' instead of 10,000 boxes."""
+    inputs, consumers = {}, {}
+    for e in data.edges:
+        inputs.setdefault(e.dst, []).append(e.src)
+        consumers.setdefault(e.src, set()).add(e.dst)
+    by_id = {n.id: n for n in data.nodes}
+
+    def follows(n):  # the value node whose only use is to feed n, in n's box; None if n starts a chain
+        values = {s for s in inputs.get(n.id, ()) if _is_value(by_id[s])}
+        u = by_id[values.pop()] if len(values) == 1 else None
+        return u.id if u is not None and u.cluster == n.cluster and len(consumers[u.id]) == 1 else None
+
+    def signature(n):  # what makes two steps the same: names differ (layer 0, layer 1), the work does not
+        leaves = tuple(sorted(by_id[s].kind for s in inputs.get(n.id, ()) if _is_side(by_id[s])))
+        return (n.kind, n.note if n.kind == 'module' else n.label, n.shape, n.repeat, leaves)
+
+    after = {}
+    for n in data.nodes:
+        if _is_value(n):
+            before = follows(n)
+            if before is not None:
+                after[before] = n.id
+    started = set(after.values())
+    runs = []  # (member ids, period, repeats)
+    for n in data.nodes:
+        if n.id not in after or n.id in started:
+            continue
+        chain = [n.id]
+        while chain[-1] in after:
+            chain.append(after[chain[-1]])
+        sigs = [signature(by_id[i]) for i in chain]
+        i = 0
+        while i < len(chain):
+            best = (0, 0)
+            for p in range(1, max_period + 1):
+                k = 1
+                while sigs[i + k * p:i + (k + 1) * p] == sigs[i:i + p] and i + (k + 1) * p <= len(chain):
+                    k += 1
+                if k >= min_repeats and k * p > best[0] * best[1]:
+                    best = (k, p)
+            if best[0]:
+                runs.append((chain[i:i + best[0] * best[1]], best[1], best[0]))
+                i += best[0] * best[1]
+            else:
+                i += 1
+    if not runs:
+        return data
+    target, made = {}, {}
+    for members, period, repeats in runs:
+        node = _run_node([by_id[i] for i in members], period, repeats)
+        made[members[0]] = node
+        for i in members:
+            target[i] = node.id
+    for n in data.nodes:  # a leaf only these steps use goes into the run's node; others keep feeding it
+        if _is_side(n) and n.id in consumers:
+            homes = {target.get(c) for c in consumers[n.id]}
+            if len(homes) == 1 and None not in homes:
+                target[n.id] = homes.pop()
+    nodes = [made.get(n.id, n) for n in data.nodes if n.id not in target or n.id in made]
+    edges, seen = [], set()
+    for e in data.edges:
+        src, dst = target.get(e.src, e.src), target.get(e.dst, e.dst)
+        if src != dst and (src, dst) not in seen:
+            seen.add((src, dst))
+            edges.append(Edge(src, dst, e.grad_norm if (src, dst) == (e.src, e.dst) else None))
+    folded = sum(len(members) for members, _, _ in runs)
+    notes = list(data.notes) + [f'{folded:,} steps that repeat one after another are drawn as {len(runs)} '
+                                'node(s), each saying how often its steps ran.']
+    return Graph(nodes, edges, list(data.clusters), notes)
+
+
+def _run_node(members: list, period: int, repeats: int) -> Node:
+    """One node for `repeats` runs of the same `period` steps, named by what the steps are."""
+    def step(n):  # a folded call by its class (its note starts with it), an op by its name
+        return n.note.split('\n')[0] if n.kind == 'module' and '\n' in n.note else n.label
+    label = ' → '.join(_short(step(n), 40) for n in members[:period])
+    note = f'×{repeats:,} in a row: {_short(members[0].label, 30)} … {_short(members[-1].label, 30)}'
+    norms = [n.grad_norm for n in members if n.grad_norm is not None]
+    grad = math.sqrt(sum(g * g for g in norms)) if norms else None
+    return Node('r' + members[0].id, 'module' if members[0].kind == 'module' else 'op', label, members[-1].shape,
+                members[0].cluster, note, grad, ops=sum(n.ops for n in members), output=any(n.output for n in members))
+
+
+def cap(data: Graph, limit: int = MAX_DRAWN) -> Graph:
+    """At most limit + 1 nodes: the first and the last ones kept (inputs and output), one 'N more' node for the rest."""
+    if len(data.nodes) <= limit:
+        return data
+    head = limit * 2 // 3
+    tail = {n.id for n in data.nodes[-(limit - head):]}
+    keep = {n.id for n in data.nodes[:head]} | tail | {n.id for n in data.nodes if n.output}
+    hidden = [n for n in data.nodes if n.id not in keep]
+    more = Node('more', 'more', f'{len(hidden):,} more nodes', None, None,
+                f'{sum(n.ops for n in hidden):,} ops not drawn: "open" a module to see its part',
+                ops=sum(n.ops for n in hidden))
+    nodes = [n for n in data.nodes[:head] if n.id in keep] + [more] + [n for n in data.nodes[head:] if n.id in keep]
+    edges, seen = [], set()
+    for e in data.edges:
+        src, dst = (e.src if e.src in keep else 'more'), (e.dst if e.dst in keep else 'more')
+        if src != dst and (src, dst) not in seen:
+            seen.add((src, dst))
+            edges.append(Edge(src, dst, e.grad_norm if (src, dst) == (e.src, e.dst) else None))
+    parent_of = {c.id: c.parent for c in data.clusters}
+    used = set()
+    for n in nodes:  # keep the boxes that still hold a drawn node, and the boxes around them
+        c = n.cluster
+        while c is not None and c not in used:
+            used.add(c)
+            c = parent_of[c]
+    notes = list(data.notes) + [f'This graph has {len(data.nodes):,} nodes: the first {head} and the last '
+                                f'{len(keep) - head} are drawn, one "{more.label}" node stands for the others.']
+    return Graph(nodes, edges, [c for c in data.clusters if c.id in used], notes)

@@ -8,6 +8,7 @@ import ipywidgets as widgets
 from . import draw, graph
 
 FIT, EVERY_OP, MODULES = ('fit',), ('every op',), ('modules',)  # the "show" choices that are not a module path
+MAX_CHOICES = 500  # modules offered in the "show" menu at most (the first ones, in the order they ran)
 
 
 class GraphView(widgets.VBox):
@@ -44,10 +45,13 @@ class GraphView(widgets.VBox):
 
     def _set_choices(self) -> None:
         """Fill the dropdown from the traced graph, keeping the current choice when it still exists."""
-        paths = list(dict.fromkeys(c.path for c in self._data.clusters if c.parent is not None))
+        # a module to open per path (each call of a module opens together), as deep as a drawing can go
+        paths = list(dict.fromkeys(c.path for c in self._data.clusters
+                                   if c.parent is not None and c.depth < graph.MAX_DEPTH))
         size = len(self._data.nodes)
-        options = [(f'fit: fold modules when large ({size} nodes unfolded)', FIT), ('every op', EVERY_OP),
-                   ('outermost modules only', MODULES)] + [(f'open {path}', ('open', path)) for path in paths]
+        options = [(f'fit: fold modules when large ({size:,} nodes unfolded)', FIT), ('every op', EVERY_OP),
+                   ('outermost modules only', MODULES)]
+        options += [(f'open {draw.clean(path)}', ('open', path)) for path in paths[:MAX_CHOICES]]
         before = self.show.value
         self.show.options = options
         self.show.value = before if before in [value for _, value in options] else FIT
@@ -63,24 +67,27 @@ class GraphView(widgets.VBox):
         """The graph as the dropdown asks for it."""
         choice = self.show.value
         if choice == EVERY_OP:
-            return self._data
-        if choice == MODULES:
-            return graph.collapse(self._data, limit=0)
-        if choice == FIT:
-            return self._data if len(self._data.nodes) <= graph.MAX_NODES else graph.collapse(self._data)
-        return graph.collapse(self._data, expand=(choice[1],))
+            view = self._data
+        elif choice == MODULES:
+            view = graph.collapse(self._data, limit=0)
+        elif choice == FIT:
+            view = self._data if len(self._data.nodes) <= graph.MAX_NODES else graph.collapse(self._data)
+        else:
+            view = graph.collapse(self._data, expand=(choice[1],))
+        return graph.fit(view)  # repeated runs folded, at most graph.MAX_DRAWN nodes: any model stays drawable
 
     def _redraw(self) -> None:
         view = self._view()
         if not draw.dot_available() and not self.dot_note.value:
             self.dot_note.value = f'<div style="color:#92400e">{draw.dot_missing_note()}</div>'
         folded = sum(1 for n in view.nodes if n.kind == 'module')
-        self.summary.value = (f'{graph.op_count(self._data)} ops · {len(view.nodes)} nodes shown'
-                              + (f' · {folded} module calls folded' if folded else ''))
-        self.notes.value = ''.join(f'<div>{draw.esc(note)}</div>' for note in view.notes)
+        self.summary.value = (f'{graph.op_count(self._data):,} ops · {len(view.nodes):,} nodes shown'
+                              + (f' · {folded:,} module calls folded' if folded else ''))
+        svg, why = draw.render(view)  # why: Graphviz failed or timed out, and the built-in drawing stands in
+        self.notes.value = ''.join(f'<div>{draw.esc(note)}</div>' for note in view.notes + ([why] if why else []))
         # tall enough for a whole model call of the chapter (FixedHiddenMLP's loop and output included);
         # larger graphs scroll inside the box
-        self.picture.value = f'<div style="overflow:auto; max-height:1200px">{draw.render_svg(view)}</div>'
+        self.picture.value = f'<div style="overflow:auto; max-height:1200px">{svg}</div>'
         self.error.value = ''
 
     def _show_error(self, error: Exception) -> None:

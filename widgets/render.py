@@ -10,6 +10,7 @@ import html
 import math
 import textwrap
 import traceback
+from dataclasses import dataclass
 
 from . import extract
 from .extract import ModelInfo, ModuleInfo, num
@@ -21,28 +22,113 @@ RED = '#b91c1c'
 STATS = {'mean_abs': 'mean |g|', 'max_abs': 'max |g|', 'norm': 'norm'}
 
 
+# Limits that keep a summary readable and bounded for any model (5,000 nested modules: a few hundred kB)
+MAX_DEPTH = 12    # rows nested deeper fold into their ancestor at this depth, as summary(depth=12) does
+MAX_ROWS = 1000   # rows in a table at most: the middle of a longer one is rolled into one row
+MAX_RUN = 12      # a longer run of identical rows (or blocks of rows) keeps its first and last block only
+MAX_NAME = 60     # characters of a path, type or shape in a table: the middle of a longer one becomes '…'
+MAX_NOTES = 100   # note lines at most; each names at most 5 paths
+
+
 def esc(text) -> str:
     return html.escape(str(text))
 
 
+def short(text, width: int = MAX_NAME) -> str:
+    """text, with its middle replaced by '…' when it is longer than width."""
+    text = str(text)
+    return text if len(text) <= width else text[:width * 2 // 3 - 1] + '…' + text[len(text) - width // 3:]
+
+
 def label(path: str) -> str:
-    return path or '(model)'
+    return short(path) or '(model)'
 
 
 def grouped_notes(notes: list) -> list:
-    """(tag, paths, text): notes saying the same thing about several modules become one line."""
+    """(tag, paths, text): notes saying the same thing about several modules become one line (bounded)."""
     groups = {}
     for n in notes:
-        groups.setdefault((n.tag, n.text), []).append(label(n.path))
-    return [(tag, paths, text) for (tag, text), paths in groups.items()]
+        groups.setdefault((n.tag, n.text), []).append(n.path)
+    out = [(tag, [label(p) for p in paths[:5]] + ([f'and {len(paths) - 5:,} more'] if len(paths) > 5 else []),
+            short(text, 600)) for (tag, text), paths in list(groups.items())[:MAX_NOTES]]
+    if len(groups) > MAX_NOTES:
+        out.append(('…', [], f'{len(groups) - MAX_NOTES:,} more notes, in summary(...).notes'))
+    return out
+
+
+# ---- rows for any size of model ------------------------------------------------------------------------
+@dataclass
+class Elided(extract.Row):
+    """Rows left out of a long table, rolled into one line whose counts are their sums."""
+    text: str = ''
+
+
+def _sum(values):
+    values = list(values)
+    return None if None in values else sum(values)
+
+
+def _elide(rows: list, start: int, end: int, text: str) -> Elided:
+    """One row standing for rows[start:end]: params and modules (1 + folded each) add up as before."""
+    part = rows[start:end]
+    return Elided('', '', part[0].depth, [], None, _sum(r.params for r in part), _sum(r.per_call for r in part), [],
+                  sum(1 + r.folded for r in part) - 1, text)
+
+
+def _runs(rows: list) -> list:
+    """Runs of identical rows, or identical blocks of rows (a stack of the same layer or block), elided."""
+    keys = [(r.type, r.depth, tuple(r.outputs), r.calls, r.params, r.per_call, tuple(r.tags), r.folded) for r in rows]
+    out, i = [], 0
+    while i < len(rows):
+        best = (1, 1)  # (repeats, period)
+        for p in range(1, min(MAX_RUN, (len(rows) - i) // 3) + 1):
+            k = 1
+            while keys[i + k * p:i + (k + 1) * p] == keys[i:i + p] and i + (k + 1) * p <= len(rows):
+                k += 1
+            if k * p > best[0] * best[1]:
+                best = (k, p)
+        k, p = best
+        if k * p > MAX_RUN and k >= 3:  # keep the first and the last block, roll the ones between into a line
+            first, last = label(rows[i + p].path), label(rows[i + (k - 2) * p].path)
+            what = 'the row above' if p == 1 else f'the {p} rows above'
+            out += rows[i:i + p] + [_elide(rows, i + p, i + (k - 1) * p, f'… {k - 2:,} more like {what} '
+                                           f'({first} … {last})')] + rows[i + (k - 1) * p:i + k * p]
+            i += k * p
+        else:
+            out.append(rows[i])
+            i += 1
+    return out
+
+
+def table_rows(info: ModelInfo, depth: int | None = None) -> tuple:
+    """(rows, sentences saying what was folded): extract.rows(), bounded for any model. Every row's params
+    and every module (1 + folded per row) still add up to the totals."""
+    said = []
+    deepest = max(m.depth for m in info.modules)
+    if (depth is None or depth > MAX_DEPTH) and deepest > MAX_DEPTH:
+        depth = MAX_DEPTH
+        said.append(f'modules nested more than {MAX_DEPTH} deep are folded into their ancestor at depth {MAX_DEPTH} '
+                    '(the (+n) rows)')
+    rows = extract.rows(info, depth)
+    if len(rows) > MAX_RUN:
+        before, rows = len(rows), _runs(rows)
+        if len(rows) < before:
+            said.append('long runs of identical rows keep their first and last rows; one line adds up the rest')
+    if len(rows) > MAX_ROWS:
+        head = MAX_ROWS * 3 // 4
+        tail = MAX_ROWS - head - 1
+        rows = rows[:head] + [_elide(rows, head, len(rows) - tail, f'… {len(rows) - head - tail:,} more rows')] \
+            + rows[len(rows) - tail:]
+        said.append(f'a table stops at {MAX_ROWS:,} rows: one line adds up the rows in the middle')
+    return rows, depth, said
 
 
 def _run_line(info: ModelInfo) -> str:
     if not info.inputs:
-        return (f'{info.type}, structure only: give an input too, as in summary(model, X) or '
+        return (f'{short(info.type)}, structure only: give an input too, as in summary(model, X) or '
                 'ModuleTree(model, X), to see calls and output shapes')
     word = 'input' if len(info.inputs) == 1 else 'inputs'
-    return f'{info.type} run on {word} {", ".join(info.inputs)}'
+    return f'{short(info.type)} run on {word} {short(", ".join(info.inputs), 200)}'
 
 
 def _totals_lines(info: ModelInfo) -> list:
@@ -71,8 +157,11 @@ def table_cells(info: ModelInfo, rows: list) -> tuple:
     head = ['module', 'type'] + (['output', 'calls'] if run else []) + ['params'] + (['per call'] if run else [])
     body = []
     for r in rows:
+        if isinstance(r, Elided):  # rows rolled into one: only their sums
+            body.append([r.text, ''] + (['', ''] if run else []) + [num(r.params)] + ([num(r.per_call)] if run else []))
+            continue
         path = label(r.path) + (f' (+{r.folded})' if r.folded else '')
-        body.append([path, r.type] + ([' | '.join(r.outputs) or '-', num(r.calls)] if run else [])
+        body.append([path, short(r.type)] + ([short(' | '.join(r.outputs)) or '-', num(r.calls)] if run else [])
                     + [num(r.params)] + ([num(r.per_call)] if run else []))
     total = ['total', ''] + (['', ''] if run else []) + [num(info.totals.unique)] \
         + ([num(info.totals.per_call)] if run else [])
@@ -81,7 +170,7 @@ def table_cells(info: ModelInfo, rows: list) -> tuple:
 
 def summary_text(info: ModelInfo, depth: int | None = None, width: int = 100) -> str:
     """The summary table as fixed-width text (deterministic: safe for docs and nbval)."""
-    rows = extract.rows(info, depth)
+    rows, depth, said = table_rows(info, depth)
     head, body, total = table_cells(info, rows)
     widths = [max(len(cells[i]) for cells in [head, total] + body) for i in range(len(head))]
 
@@ -94,6 +183,7 @@ def summary_text(info: ModelInfo, depth: int | None = None, width: int = 100) ->
     out += [f'{name.ljust(pad)}  {value.rjust(vpad)}  {remark}'.rstrip() for name, value, remark in totals]
     if any(r.folded for r in rows):
         out.append(f'(+n): n submodules folded into that row (depth={depth}); rows still add up to the totals')
+    out += [f'({sentence})' for sentence in said]
     notes = grouped_notes(info.notes)
     if notes:
         out += ['', 'notes']
@@ -140,7 +230,7 @@ def notes_html(notes: list) -> str:
 
 def summary_html(info: ModelInfo, depth: int | None = None) -> str:
     """The same table as summary_text, as HTML (every user-supplied string escaped)."""
-    rows = extract.rows(info, depth)
+    rows, depth, said = table_rows(info, depth)
     head, body, total = table_cells(info, rows)
 
     def td(text, h):
@@ -153,6 +243,7 @@ def summary_html(info: ModelInfo, depth: int | None = None) -> str:
                f'{"".join(td(c, h) for c, h in zip(total, head))}</tr>')
     folded = (f'<div style="color: #6b7280">(+n): n submodules folded into that row (depth={depth}); rows still '
               'add up to the totals</div>' if any(r.folded for r in rows) else '')
+    folded += ''.join(f'<div style="color: #6b7280">({esc(sentence)})</div>' for sentence in said)
     return ('<div class="d2lmod-summary" style="font-size: 13px">'
             f'<div style="margin-bottom: 4px"><b>{esc(_run_line(info))}</b></div>'
             f'<table style="border-collapse: collapse"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody>'
@@ -164,7 +255,7 @@ class Summary:
 
     def __init__(self, info: ModelInfo, depth: int | None = None):
         self.info, self.depth = info, depth
-        self.rows = extract.rows(info, depth)
+        self.rows = table_rows(info, depth)[0]  # bounded for any model; they add up to the totals
         self.totals, self.notes = info.totals, info.notes
 
     def __str__(self) -> str:
@@ -201,7 +292,8 @@ def tree_label(m: ModuleInfo, expanded: bool) -> str:
     marker = ('\u25be' if expanded else '\u25b8') if m.children else '\u00b7'
     tags = f"  [{', '.join(m.tags)}]" if m.tags else ''
     same = f' = {label(m.same_as)}' if m.same_as is not None else ''
-    return f"{chr(0xa0) * 4 * m.depth}{marker} {label(m.name)}  {m.type}{same} \u00b7 {num(m.total)}{tags}"
+    indent = chr(0xa0) * 4 * min(m.depth, 16) + (f'[{m.depth}] ' if m.depth > 16 else '')  # deep: the depth says it
+    return f"{indent}{marker} {label(m.name)}  {short(m.type)}{same} \u00b7 {num(m.total)}{tags}"
 
 
 def _fmt(v: float) -> str:
@@ -268,6 +360,34 @@ def _all_stats(g) -> str:
     return ', '.join(f'{name} {_fmt(getattr(g, stat))}' for stat, name in STATS.items())
 
 
+NON_FINITE = ('NaN or inf in this gradient: something overflowed or was undefined (a log or division by 0, a '
+              'learning rate too large); check the loss and the inputs, then zero_grad()')
+
+
+MAX_BARS = 400  # bars drawn at most: the first and last ones, and every parameter without a usable gradient
+
+
+def _shown_bars(grads: list) -> set:
+    """Indices of the parameters that get a row: all of them for a model of usual size."""
+    if len(grads) <= MAX_BARS:
+        return set(range(len(grads)))
+    flagged = [i for i, g in enumerate(grads) if not g.has_grad or not _all_finite(g)][:MAX_BARS // 4]
+    return set(range(MAX_BARS // 2)) | set(range(len(grads) - MAX_BARS // 4, len(grads))) | set(flagged)
+
+
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else 0.0
+
+
+def _all_finite(g) -> bool:
+    return all(math.isfinite(getattr(g, stat)) for stat in STATS)
+
+
+def _non_finite(g) -> str:
+    """'NaN' or 'inf': what a gradient's statistics hold instead of a number."""
+    return 'NaN' if any(math.isnan(getattr(g, stat)) for stat in STATS) else 'inf'
+
+
 def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
     """One bar per parameter in module order; red 'no grad' rows; a shared parameter's bar split by call."""
     if stat not in STATS:
@@ -277,16 +397,33 @@ def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
     if not any(g.has_grad for g in grads):
         return ('<div style="color: #6b7280">no gradients yet: run a forward pass and call backward() on the loss '
                 '(the Explorer\'s backward button does both)</div>')
-    values = [getattr(g, stat) for g in grads]
-    part_values = [getattr(p, stat) for g in grads for p in g.parts]
+    # NaN or inf in a gradient: no bar (a width of nan% draws nothing, and one inf would flatten every other
+    # bar), and the row says so in words; the finite bars keep a scale of their own
+    values = [_finite(getattr(g, stat)) for g in grads]
+    part_values = [_finite(getattr(p, stat)) for g in grads for p in g.parts]
     widths = _widths(values + part_values, log)  # one scale for whole bars and their parts
     main, parts = widths[:len(grads)], iter(widths[len(grads):])
-    out = []
-    for g, w in zip(grads, main):
-        name = f'<td style="{_CELL}"><code>{esc(g.path)}</code></td>'
+    out, shown = [], _shown_bars(grads)
+    for i, (g, w) in enumerate(zip(grads, main)):
+        if i not in shown:
+            for _ in g.parts:
+                next(parts)
+            if i - 1 in shown:  # the first of a gap: one line for all of it
+                end = next((j for j in range(i, len(grads)) if j in shown), len(grads))
+                bad = sum(not h.has_grad or not _all_finite(h) for h in grads[i:end])
+                out.append(f'<tr><td colspan="3" style="{_CELL}; color: #6b7280">… {end - i:,} more parameters not '
+                           f'drawn (too many bars to read){f", {bad:,} of them without a usable gradient" if bad else ""}'
+                           '</td></tr>')
+            continue
+        name = f'<td style="{_CELL}"><code>{esc(label(g.path))}</code></td>'
         if not g.has_grad:
             out.append(f'<tr>{name}<td style="{_CELL}; color: {RED}; font-weight: bold">no grad</td><td></td>'
                        f'<td style="{_CELL}; color: {RED}">{esc(g.reason)}</td></tr>')
+            continue
+        if not _all_finite(g):
+            out.append(f'<tr title="{_all_stats(g)}">{name}<td style="{_CELL}; color: {RED}; font-weight: bold">'
+                       f'{_non_finite(g)}</td><td style="{_BAR_VALUE}">{_fmt(getattr(g, stat))}</td>'
+                       f'<td style="{_CELL}; color: {RED}">{NON_FINITE}</td></tr>')
             continue
         out.append(f'<tr title="{_all_stats(g)}">{name}<td style="{_CELL}">{_bar(w, "#2563eb")}</td>'
                    f'<td style="{_BAR_VALUE}">{_fmt(getattr(g, stat))}</td></tr>')
@@ -294,7 +431,7 @@ def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
             out.append(f'<tr title="{_all_stats(p)}" style="color: #4b5563; font-size: 12px">'
                        f'<td style="{_CELL}; padding-left: 24px">call {p.call} '
                        f'<span style="font-size: 11px">({esc(label(p.module))})</span></td>'
-                       f'<td style="{_CELL}">{_bar(next(parts), "#f59e0b")}</td>'
+                       f'<td style="{_CELL}">{_bar(next(parts), "#f59e0b") if _all_finite(p) else _non_finite(p)}</td>'
                        f'<td style="{_BAR_VALUE}">{_fmt(getattr(p, stat))}</td></tr>')
         if g.parts:
             calls = ' + '.join(f'call {p.call}' for p in g.parts)
@@ -307,7 +444,8 @@ def gradflow_html(grads: list, stat: str = 'norm', log: bool = False) -> str:
     scale = 'log scale' if log else 'linear scale'
     legend = (f'<div style="color: #4b5563; margin-bottom: 4px">{STATS[stat]} of each parameter\'s gradient, '
               f'in module order ({scale}). <span style="color: #f59e0b">Orange</span>: a parameter used by several '
-              f'module calls, split by call. <span style="color: {RED}">Red</span>: no gradient.</div>')
+              f'module calls, split by call. <span style="color: {RED}">Red</span>: no gradient, or one holding NaN or '
+              'inf.</div>')
     return (f'<div style="{_BLOCK}">{legend}<div style="max-height: 480px; overflow-y: auto">'
             f'<table style="border-collapse: collapse">{"".join(out)}</table></div></div>')
 
@@ -319,28 +457,48 @@ def gradflow_text(grads: list, stat: str = 'norm') -> str:
         if not g.has_grad:
             lines.append(f'{g.path}  no grad: {g.reason}')
             continue
-        lines.append(f'{g.path}  {STATS[stat]} {_fmt(getattr(g, stat))}')
+        lines.append(f'{g.path}  {STATS[stat]} {_fmt(getattr(g, stat))}'
+                     + ('' if _all_finite(g) else f'  ({_non_finite(g)} in this gradient)'))
         lines += [f'  call {p.call} ({label(p.module)})  {_fmt(getattr(p, stat))}' for p in g.parts]
     return '\n'.join(lines)
 
 
 # ---- the Explorer's bits ------------------------------------------------------------------------------------
 def loss_svg(history: list, width: int = 260, height: int = 60) -> str:
-    """A small line chart of the loss so far (inline SVG, no plotting library)."""
+    """A small line chart of the loss so far (inline SVG, no plotting library); NaN and inf are marked in red
+    at the top edge and break the line, so the SVG never holds a coordinate that is not a number."""
     if not history:
         return '<div style="color: #6b7280">no loss yet</div>'
     step = max(1, len(history) // 200)  # at most ~200 points
-    ys = history[::step]
-    lo, hi = min(ys), max(ys)
-    span = hi - lo or 1.0
-    points = [(4 + (width - 8) * i / max(len(ys) - 1, 1), 4 + (height - 8) * (hi - y) / span) for i, y in enumerate(ys)]
-    last_x, last_y = points[-1]  # marked with a dot: the latest value, seen even when it is the only one
-    return (f'<div style="font-size: 12px; color: #4b5563">loss {history[-1]:.4g}, {len(history)} '
-            f'value{"" if len(history) == 1 else "s"} recorded (the first: {history[0]:.4g})</div>'
-            f'<svg width="{width}" height="{height}" style="background: #f9fafb">'
-            f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in points)}" fill="none" stroke="#2563eb" '
-            'stroke-width="1.5"/>'
-            f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2.5" fill="#2563eb"/></svg>')
+    ys = [float(y) for y in history[::step]]
+    finite = [y for y in ys if math.isfinite(y)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    half_span = hi / 2 - lo / 2 or 0.5  # halves: hi - lo itself can overflow to inf for huge losses
+
+    def x(i):
+        return 4 + (width - 8) * i / max(len(ys) - 1, 1)
+    segments, marks, current = [], [], []
+    for i, y in enumerate(ys):
+        if math.isfinite(y):
+            current.append(f'{x(i):.1f},{4 + (height - 8) * ((hi / 2 - y / 2) / half_span):.1f}')  # a fraction first
+            continue
+        marks.append(f'<text x="{x(i):.1f}" y="10" text-anchor="middle" fill="{RED}" font-size="10">×</text>')
+        if current:
+            segments.append(current)
+        current = []
+    if current:
+        segments.append(current)
+    lines = ''.join(f'<polyline points="{" ".join(points)}" fill="none" stroke="#2563eb" stroke-width="1.5"/>'
+                    for points in segments)
+    last = (f'<circle cx="{segments[-1][-1].split(",")[0]}" cy="{segments[-1][-1].split(",")[1]}" r="2.5" '
+            'fill="#2563eb"/>' if math.isfinite(ys[-1]) else '')  # the latest value, seen even when it is alone
+    bad = sum(not math.isfinite(float(y)) for y in history)
+    warning = (f'; <span style="color: {RED}">{bad} value{"" if bad == 1 else "s"} not finite (NaN or inf, red ×): '
+               'training diverged; lower the learning rate</span>' if bad else '')
+    return (f'<div style="font-size: 12px; color: #4b5563">loss {float(history[-1]):.4g}, {len(history)} '
+            f'value{"" if len(history) == 1 else "s"} recorded (the first: {float(history[0]):.4g}){warning}</div>'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" style="background: #f9fafb">'
+            f'{lines}{"".join(marks)}{last}</svg>')
 
 
 def error_html(where: str, error: BaseException) -> str:

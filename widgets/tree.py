@@ -9,6 +9,10 @@ from d2lmod.nn.module import Module
 from . import extract, render
 
 
+MAX_LINES = 1000  # lines in the list at most
+MORE = '\x00more'  # the value of the list's last line when it is cut short (no module has this path)
+
+
 class ErrorArea(W.HTML):
     """Where a widget shows what went wrong in one of its callbacks, instead of losing it."""
 
@@ -78,7 +82,7 @@ class ModuleTree(W.VBox):
         self._render()
 
     def _on_select(self, change) -> None:
-        if not self._busy and change['new'] is not None:
+        if not self._busy and change['new'] is not None and change['new'] != MORE:
             self.selected = change['new']
 
     # ---- drawing ---------------------------------------------------------------------------------------
@@ -101,7 +105,10 @@ class ModuleTree(W.VBox):
         if self.info is None:
             return
         self.header.value = render.tree_header_html(self.info)
-        options = [(render.tree_label(m, self.is_open(m)), m.path) for m in self.visible()]
+        shown = self.visible()
+        options = [(render.tree_label(m, self.is_open(m)), m.path) for m in shown[:MAX_LINES]]
+        if len(shown) > MAX_LINES:  # a list nobody can scroll through: say how to see the rest
+            options.append((f'\u2026 {len(shown) - MAX_LINES:,} more modules: fold their parent, or lower depth', MORE))
         self._busy = True
         try:
             self.list.options = options
