@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from flax import linen as nn
 from jax import numpy as jnp
+from jax.extend.core import Literal
 
 from .. import extract, graph
 from ..extract import ModuleInfo, Note, ParamInfo, shape_str
@@ -353,13 +354,13 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
     made_by, uses = {}, {}
     for eqn in jaxpr.eqns:
         for v in eqn.invars:
-            if not isinstance(v, jax.core.Literal):
+            if not isinstance(v, Literal):
                 uses[v] = uses.get(v, 0) + 1
     parent_of = {c.id: c.parent for c in clusters}
     consumers = {}
     for eqn in jaxpr.eqns:
         for v in eqn.invars:
-            if not isinstance(v, jax.core.Literal):
+            if not isinstance(v, Literal):
                 consumers.setdefault(v, []).append(eqn)
 
     def home(eqn):
@@ -375,7 +376,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
                                 grad_norm=None if g is None else float(np.linalg.norm(np.asarray(g)))))
         node_of[var] = nodes[-1]
     for eqn in jaxpr.eqns:
-        ins = [v for v in eqn.invars if not isinstance(v, jax.core.Literal) and v in node_of]
+        ins = [v for v in eqn.invars if not isinstance(v, Literal) and v in node_of]
         prev = made_by.get(ins[0]) if len(ins) == 1 else None
         node = node_of.get(ins[0]) if prev is not None else None
         if (prev is not None and prev.primitive == eqn.primitive and uses.get(ins[0]) == 1 and home(prev) == home(eqn)
@@ -390,7 +391,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
         for v in eqn.outvars:
             node_of[v] = node
             made_by[v] = eqn
-    out = node_of.get(jaxpr.outvars[0]) if jaxpr.outvars and not isinstance(jaxpr.outvars[0], jax.core.Literal) \
+    out = node_of.get(jaxpr.outvars[0]) if jaxpr.outvars and not isinstance(jaxpr.outvars[0], Literal) \
         else None
     if out is not None:
         out.output = True
