@@ -8,6 +8,7 @@ A new framework is one new file here and one line in ADAPTERS.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 # top-level package of a class -> (adapter module in this folder, what to install when it is missing)
 ADAPTERS = {
@@ -86,3 +87,19 @@ def explorer_class():
     """The Explorer for PyTorch and Flax models (imported late: it needs ipywidgets)."""
     from .explorer import ForeignExplorer
     return ForeignExplorer
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext d2lmod.widgets.frameworks` adds `%%needs torch` (or `%%needs jax flax`): the cell runs only
+    where those packages are installed; elsewhere one sentence says what to install."""
+    install = {a: cmd for a, cmd in ADAPTERS.values()}
+
+    def needs(line: str, cell: str) -> None:
+        missing = [name for name in line.split() if importlib.util.find_spec(name) is None]
+        if missing:
+            cmd = install.get(ADAPTERS.get(missing[0], (missing[0],))[0], f'pip install {" ".join(missing)}')
+            print(f"skipped: this cell needs {' and '.join(missing)}, not installed here (`{cmd}` adds it)")
+            return
+        ipython.run_cell(cell).raise_error()  # an error in the cell fails the cell, as it would without %%needs
+
+    ipython.register_magic_function(needs, 'cell', 'needs')
