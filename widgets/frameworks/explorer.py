@@ -41,6 +41,10 @@ class ForeignExplorer(Explorer):
         self.status.value = render.notice_html(f'step {self.steps}: p -= {self.lr:.4g} * grad; press forward '
                                                'to see the new loss')
 
+    def update(self, loss=None, force: bool = False) -> bool:
+        """Record one training step's loss (a torch tensor or a JAX number) and redraw when it is time."""
+        return super().update(None if loss is None else self.trainer.scalar(loss), force)
+
     def zero_grad(self) -> None:
         self.trainer.zero_grad()
         self._draw()

@@ -418,6 +418,10 @@ class Trainer:
         self.value = value
         return self.loss, out, how
 
+    @staticmethod
+    def scalar(loss) -> float:
+        return float(np.asarray(loss))
+
     def backward(self) -> None:
         accumulate(self.model, *self.pending)
 

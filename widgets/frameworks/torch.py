@@ -301,20 +301,47 @@ def trace(output, model=None) -> graph.Graph:
     parent_of = {c.id: c.parent for c in clusters}
     param_leaf = {c.id for c in clusters if not modules.get(c.path) or not list(modules[c.path].children())}
 
+    path_of = {c.id: c.path for c in clusters}
+
+    def lift(c):
+        """Where an op after call c goes: around a layer's call (it holds only its own ops), and out of a
+        Sequential whose last child made the input (a Sequential does nothing after its last child)."""
+        child = None
+        if c in param_leaf:
+            child, c = c, parent_of[c]
+        while c is not None and child is not None and isinstance(modules.get(path_of[c]), torch.nn.Sequential) \
+                and graph._join(path_of[c], list(modules[path_of[c]]._modules)[-1]) == path_of[child]:
+            child, c = c, parent_of[c]
+        return c
+
     home = {}
     for f in fwd:
         if f in call_of:
             home[f] = cid[call_of[f]]
             continue
-        near = [home[p] for p in _inputs(f) if p in home] + [cid[call_of[c]] for c in consumers.get(f, [])
-                                                             if c in call_of]
-        near = [parent_of[c] if c in param_leaf else c for c in near]  # a layer's call holds only its own ops
-        home[f] = graph._common_cluster(near, parent_of) if near and None not in near else (
-            clusters[0].id if clusters and model is not None and not near else None)
+        # an op without parameters follows the call that made its (latest) input; the first ops of a call,
+        # fed only by inputs, go where the layers they feed are called
+        made = sorted((p for p in _inputs(f) if p in home), key=lambda p: -p._sequence_nr())  # latest first
+        near = [lift(home[p]) for p in made] or [parent_of[cid[call_of[c]]] for c in consumers.get(f, [])
+                                                 if c in call_of]
+        # inputs from calls that have ended (a sibling block's output) say nothing: keep those on the latest
+        # input's line, and take the deepest of them
+        near = [c for c in near if _nested(c, near[0], parent_of) or _nested(near[0], c, parent_of)]
+        inner = [c for c in near if all(_nested(c, o, parent_of) for o in near)]
+        home[f] = inner[0] if inner else graph._common_cluster(near, parent_of) if None not in near else None
+        if not near and clusters and model is not None:
+            home[f] = clusters[0].id
     for f in reversed(fwd):
         if f in through:
             home[f] = home[consumers[f][0]]
     return _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, notes, model)
+
+
+def _nested(inner, outer, parent_of: dict) -> bool:
+    """True when cluster inner lies in outer (None: the top level, around everything)."""
+    while inner is not None and inner != outer:
+        inner = parent_of[inner]
+    return inner == outer
 
 
 def _clusters(calls: list, modules: dict, model) -> tuple:
@@ -400,7 +427,8 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
             notes.append(f"Not in this graph, so this output sends them no gradient: {', '.join(unused[:5])}"
                          + (f' and {len(unused) - 5} more.' if len(unused) > 5 else '.'))
         notes.append("Module calls are read from which module owns the parameters each op uses (PyTorch's "
-                     "autograd graph does not record modules); ops between calls sit in the module around them.")
+                     "autograd graph does not record modules); an op without parameters is drawn in the module "
+                     "call around the latest call that made one of its inputs.")
     return graph.Graph(nodes, edges, [c for c in clusters], notes)
 
 
@@ -426,6 +454,10 @@ class Trainer:
             loss, how = out.sum(), 'loss = output.sum() (pass loss_fn= for a real loss)'
         self.loss, self.value = loss, float(loss.detach())
         return loss, output_str(out), how
+
+    @staticmethod
+    def scalar(loss) -> float:
+        return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
     def backward(self) -> None:
         self.loss.backward()
