@@ -120,3 +120,30 @@ def test_summary_html_escapes_and_matches_text():
     model, X = chimera_and_input()
     html = render.summary_html(summary(model, X).info)
     assert '4,712' in html and '5,132' in html and '2.rand_weight' in html
+
+
+@pytest.mark.parametrize('name', ['net', 'MLP', 'MySequential', 'FixedHiddenMLP', 'NestMLP', 'chimera'])
+def test_every_chapter_model_reads_as_in_d2lmod(name):
+    """Same rows (paths, outputs, calls, counts, flags) and totals as the d2lmod twin; only class names differ."""
+    import d2lmod as dm
+    from chapter_models import CHAPTER_MODELS, make_input
+    dm.manual_seed(0)
+    torch.manual_seed(0)
+    ours = summary(CHAPTER_MODELS[name](), make_input())
+    theirs = summary(torch_twin(name), torch.from_numpy(make_input().numpy().copy()))
+    assert theirs.totals == ours.totals
+    assert [(r.path, r.outputs, r.calls, r.params, r.per_call, r.tags) for r in theirs.rows] == \
+        [(r.path, r.outputs, r.calls, r.params, r.per_call, r.tags) for r in ours.rows]
+
+
+def test_tensors_kept_in_a_plain_list_are_flagged():
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = [torch.nn.Parameter(torch.rand(3, 4)), torch.nn.Parameter(torch.rand(4))]
+
+        def forward(self, X):
+            return X @ self.weights[0] + 0
+    text = ' '.join(str(summary(Holder(), torch.rand(2, 3))).split())
+    assert '[hidden] weights: a plain Python list holding 2 tensor(s) (16 numbers)' in text
+    assert re.search(r'unique parameters \(each counted once\)\s+0', text)

@@ -246,16 +246,20 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
                 notes.append(hidden_modules_note(where, kind, len(hidden), types, n, fix))
             if tensors:
                 numbers = sum(t._data.size for t in tensors if t._data is not None)
-                notes.append(Note(where, 'hidden',
-                                  f'a plain Python {kind} holding {len(tensors)} tensor(s) '
-                                  f'({numbers:,} numbers) that are invisible to parameters(), state_dict() and '
-                                  'to(); register each one (a Parameter attribute, or nn.ParameterList in PyTorch)'))
+                notes.append(hidden_tensors_note(where, kind, len(tensors), int(numbers)))
     return notes
 
 
 def _plain_numbers(modules) -> int:
     return sum(int(v._data.size) for m in modules for _, v in _plain_attributes(m)
                if isinstance(v, Tensor) and v._data is not None)
+
+
+def hidden_tensors_note(where: str, kind: str, count: int, numbers: int) -> Note:
+    """The note on tensors kept in a plain list, tuple or dict (shared by every framework's adapter)."""
+    return Note(where, 'hidden', f'a plain Python {kind} holding {count} tensor(s) ({numbers:,} numbers) that are '
+                                 'invisible to parameters(), state_dict() and to(); register each one (a Parameter '
+                                 'attribute, or nn.ParameterList in PyTorch)')
 
 
 # ---- the model, as data -------------------------------------------------------------------------------

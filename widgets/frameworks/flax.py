@@ -233,7 +233,10 @@ def describe(fm: FlaxModel, *inputs) -> extract.ModelInfo:
                           'self.variable would keep it)'))
     plain_numbers = sum(int(np.prod(s)) for s in plain.values())
     shapes = [_output_str(x) for x in inputs]
-    return extract.assemble(type(fm.module).__name__, shapes, modules, notes, buffers, plain_numbers, initialized)
+    info = extract.assemble(type(fm.module).__name__, shapes, modules, notes, buffers, plain_numbers, initialized)
+    for n in info.notes:  # Flax has no .grad: jax.grad returns one gradient per variable
+        n.text = n.text.replace('add up in one .grad', 'add up in the one gradient jax.grad returns for them')
+    return info
 
 
 def _tree_order(paths: list) -> list:

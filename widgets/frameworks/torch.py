@@ -74,6 +74,10 @@ def _plain_notes(path: str, module, registered: set) -> list:
                 fix = 'nn.ModuleDict' if isinstance(value, dict) else 'nn.ModuleList'
                 notes.append(extract.hidden_modules_note(where, type(value).__name__, len(hidden), types, count,
                                                          fix))
+            tensors = [v for v in items if isinstance(v, torch.Tensor)]
+            if tensors:
+                numbers = sum(t.numel() for t in tensors if not torch.nn.parameter.is_lazy(t))
+                notes.append(extract.hidden_tensors_note(where, type(value).__name__, len(tensors), numbers))
     return notes
 
 
