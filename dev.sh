@@ -90,7 +90,10 @@ ensure_env() {
         [ -e "$s" ] && return 0
     done
 
-    local pkgs=(-e ".[$extra]")
+    local extras="$extra"
+    # with torch come jax + flax (the frameworks extra) for the visualiser's Flax tests; they leave torch alone
+    [ -n "$with_torch" ] && extras="$extra,frameworks"
+    local pkgs=(-e ".[$extras]")
     [ -n "$with_torch" ] && pkgs+=("$TORCH_PIN")
     note "installing ${pkgs[*]} into $VENV (quiet; a few minutes the first time)"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VPY" -m pip install -q "${pkgs[@]}"

@@ -25,7 +25,7 @@ from d2lmod import optim
 from d2lmod.nn.module import Module
 from d2lmod.tensor import Tensor
 
-from . import extract, render
+from . import extract, frameworks, render
 from .gradflow import GradFlow
 from .graph_view import GraphView
 from .tree import ErrorArea, ModuleTree
@@ -36,6 +36,12 @@ class Explorer(W.VBox):
 
     lr = traitlets.Float(0.1, help='learning rate of the step button (plain SGD)')
     every_seconds = traitlets.Float(0.5, help='live updates redraw at most this often (seconds)')
+
+    def __new__(cls, model=None, *inputs, **kwargs):
+        # a PyTorch or Flax model gets the same dashboard with its framework's buttons (frameworks/explorer.py)
+        if cls is Explorer and frameworks.framework_of(model) != 'd2lmod':
+            cls = frameworks.explorer_class()
+        return super().__new__(cls)
 
     def __init__(self, model: Module, *inputs, loss_fn=None, lr: float = 0.1, **kwargs):
         super().__init__(**kwargs)

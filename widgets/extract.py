@@ -13,6 +13,8 @@ import numpy as np
 from d2lmod.nn.module import Module, Parameter
 from d2lmod.tensor import Tensor, no_grad
 
+from . import frameworks
+
 # Module's own bookkeeping attributes: dicts that hold registered things, not hidden ones
 _REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_non_persistent', 'training'}
 
@@ -212,18 +214,29 @@ def _distinct(items: list) -> list:
 
 
 # ---- what a module holds that the framework does not see ---------------------------------------------
+def plain_tensor_note(where: str, shape: tuple, numbers: int, requires_grad: bool) -> Note:
+    """The note on a tensor kept in a plain attribute (shared by every framework's adapter)."""
+    trains = ('; it has requires_grad=True, so it trains only if you hand it to the optimizer yourself'
+              if requires_grad else '')
+    return Note(where, 'plain tensor', f'a plain tensor attribute of shape {shape_str(shape)} ({numbers:,} numbers): '
+                                       f'not a parameter, not in state_dict(), not moved by to(){trains}; '
+                                       'register_buffer registers it without training it')
+
+
+def hidden_modules_note(where: str, kind: str, count: int, types: str, params: str, fix: str) -> Note:
+    """The note on modules kept in a plain list, tuple or dict (shared by every framework's adapter)."""
+    return Note(where, 'hidden', f'a plain Python {kind} holding {count} module(s) ({types}) with {params} '
+                                 f'parameters that are invisible to parameters(), state_dict(), to() and the '
+                                 f'optimizer; use {fix}')
+
+
 def _plain_notes(path: str, module: Module, registered: set) -> list:
     """Notes for plain tensor attributes and for modules/parameters hidden in lists, tuples and dicts."""
     notes = []
     for attr, value in _plain_attributes(module):
         where = f'{path}.{attr}' if path else attr
         if isinstance(value, Tensor):
-            trains = ('; it has requires_grad=True, so it trains only if you hand it to the optimizer yourself'
-                      if value.requires_grad else '')
-            notes.append(Note(where, 'plain tensor',
-                              f'a plain tensor attribute of shape {shape_str(value.shape)} ({value._data.size:,} '
-                              f'numbers): not a parameter, not in state_dict(), not moved by to(){trains}; '
-                              'register_buffer registers it without training it'))
+            notes.append(plain_tensor_note(where, tuple(value.shape), int(value._data.size), value.requires_grad))
         elif isinstance(value, (list, tuple, dict)):
             items = list(value.values()) if isinstance(value, dict) else list(value)
             hidden = [v for v in items if isinstance(v, Module) and id(v) not in registered]
@@ -235,16 +248,10 @@ def _plain_notes(path: str, module: Module, registered: set) -> list:
                 n = '?' if None in counts else f'{sum(counts):,}'
                 types = ', '.join(_distinct([type(m).__name__ for m in hidden]))
                 fix = 'nn.ModuleDict' if isinstance(value, dict) else 'nn.ModuleList'
-                notes.append(Note(where, 'hidden',
-                                  f'a plain Python {kind} holding {len(hidden)} module(s) ({types}) with '
-                                  f'{n} parameters that are invisible to parameters(), state_dict(), to() and the '
-                                  f'optimizer; use {fix}'))
+                notes.append(hidden_modules_note(where, kind, len(hidden), types, n, fix))
             if tensors:
                 numbers = sum(t._data.size for t in tensors if t._data is not None)
-                notes.append(Note(where, 'hidden',
-                                  f'a plain Python {kind} holding {len(tensors)} tensor(s) '
-                                  f'({numbers:,} numbers) that are invisible to parameters(), state_dict() and '
-                                  'to(); register each one (a Parameter attribute, or nn.ParameterList in PyTorch)'))
+                notes.append(hidden_tensors_note(where, kind, len(tensors), int(numbers)))
     return notes
 
 
@@ -253,31 +260,55 @@ def _plain_numbers(modules) -> int:
                if isinstance(v, Tensor) and v._data is not None)
 
 
+def hidden_tensors_note(where: str, kind: str, count: int, numbers: int) -> Note:
+    """The note on tensors kept in a plain list, tuple or dict (shared by every framework's adapter)."""
+    return Note(where, 'hidden', f'a plain Python {kind} holding {count} tensor(s) ({numbers:,} numbers) that are '
+                                 'invisible to parameters(), state_dict() and to(); register each one (a Parameter '
+                                 'attribute, or nn.ParameterList in PyTorch)')
+
+
 # ---- the model, as data -------------------------------------------------------------------------------
 def describe(model: Module, *inputs) -> ModelInfo:
     """The module tree of model with counts and notes; with inputs, run it once to count calls and shapes."""
     if not isinstance(model, Module):
-        raise TypeError(f"describe() expects a d2lmod Module, got a {type(model).__name__}")
+        adapter = frameworks.adapter_for(model)  # a PyTorch or Flax model: its own adapter makes the same data
+        if adapter is None:
+            raise TypeError(f"describe() expects a d2lmod, PyTorch or Flax module, got a {type(model).__name__}")
+        return adapter.describe(model, *inputs)
     lazy_before = [(n, p) for n, p in model.named_parameters() if p._data is None]
     calls = _run_counting(model, inputs) if inputs else None
     initialized = [n for n, p in lazy_before if p._data is not None]
 
     walked = list(_walk(model))
     registered = {id(m) for _, m, _, _ in walked}
-    first_param, modules, notes, by_path = {}, [], [], {}
+    first_param, modules, notes = {}, [], []
     for path, module, depth, same_as in walked:
         params = [] if same_as is not None else _param_infos(path, module, first_param)
         info = _module_info(path, module, depth, same_as, params, calls)
         modules.append(info)
-        by_path[path] = info
-        if path:
-            by_path[path.rpartition('.')[0]].children.append(path)
         if same_as is None:
             notes += _module_notes(info, module, registered, initialized)
+    shapes = [shape_str(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in inputs]
+    buffers = sum(int(b._data.size) for b in model.buffers() if b._data is not None)
+    return assemble(type(model).__name__, shapes, modules, notes, buffers, _plain_numbers(model.modules()),
+                    initialized)
+
+
+def assemble(type_name: str, inputs: list, modules: list, notes: list, buffers: int, plain: int,
+             initialized: list) -> ModelInfo:
+    """Per-module rows and notes from any framework's adapter -> ModelInfo: children, roll-up, tags, totals.
+
+    modules: ModuleInfo depth first with own counts (children empty); notes: each module's own notes.
+    """
+    by_path = {m.path: m for m in modules}
+    for m in modules:
+        if m.path:
+            by_path[m.path.rpartition('.')[0]].children.append(m.path)
+    run = modules[0].calls is not None
     for m in sorted(modules, key=lambda m: -m.depth):  # roll counts up the tree, deepest modules first
         for child in m.children:
             m.total = _add(m.total, by_path[child].total)
-            m.total_per_call = None if calls is None else _add(m.total_per_call, by_path[child].total_per_call)
+            m.total_per_call = _add(m.total_per_call, by_path[child].total_per_call) if run else None
     for m in modules:  # now that subtree totals are known
         notes += _repeat_notes(m)
 
@@ -289,8 +320,7 @@ def describe(model: Module, *inputs) -> ModelInfo:
             owner.tags.append(n.tag)
     for m in modules:
         m.tags.sort(key=TAGS.index)
-    shapes = [shape_str(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in inputs]
-    return ModelInfo(type(model).__name__, shapes, modules, notes, _totals(model, modules), initialized)
+    return ModelInfo(type_name, inputs, modules, notes, _totals(modules, buffers, plain), initialized)
 
 
 def _param_infos(path: str, module: Module, first_param: dict) -> list:
@@ -334,15 +364,14 @@ def _repeat_notes(m: ModuleInfo) -> list:
     return notes
 
 
-def _totals(model: Module, modules: list) -> Totals:
+def _totals(modules: list, buffers: int, plain: int) -> Totals:
     unique = [p for m in modules for p in m.params if p.same_as is None]
     counts = [p.count for p in unique]
     trainable = [p.count for p in unique if p.trainable]
     frozen = [p.count for p in unique if not p.trainable]
-    buffers = sum(int(b._data.size) for b in model.buffers() if b._data is not None)
     return Totals(None if None in counts else sum(counts), modules[0].total_per_call,
                   None if None in trainable else sum(trainable), None if None in frozen else sum(frozen),
-                  buffers, _plain_numbers(model.modules()), counts.count(None))
+                  buffers, plain, counts.count(None))
 
 
 def _owner(path: str, by_path: dict) -> ModuleInfo:
@@ -354,6 +383,25 @@ def _owner(path: str, by_path: dict) -> ModuleInfo:
 
 def _module_notes(info: ModuleInfo, module: Module, registered: set, initialized: list) -> list:
     """The notes about one module: calls, lazy and frozen parameters, buffers, plain tensors, hidden modules."""
+    notes = common_notes(info, initialized)
+    for name, b in module._buffers.items():
+        if b is not None:
+            notes.append(buffer_note(_join(info.path, name), tuple(b.shape), name not in module._non_persistent))
+    return notes + _plain_notes(info.path, module, registered)
+
+
+def _join(path: str, name: str) -> str:
+    return f'{path}.{name}' if path else name
+
+
+def buffer_note(where: str, shape: tuple, saved: bool) -> Note:
+    """The note on a registered buffer (shared by every framework's adapter)."""
+    kept = 'saved in state_dict()' if saved else 'not saved (persistent=False)'
+    return Note(where, 'buffer', f'a buffer of shape {shape_str(shape)}: {kept}, moved by to(), not trained')
+
+
+def common_notes(info: ModuleInfo, initialized: list) -> list:
+    """The notes any framework's module gets from its row: not called, lazy, frozen."""
     path, notes = info.path, []
     if info.calls == 0:
         notes.append(Note(path, 'not called', 'registered, but did not run in this forward: its parameters get no '
@@ -368,13 +416,7 @@ def _module_notes(info: ModuleInfo, module: Module, registered: set, initialized
     if frozen:
         notes.append(Note(path, 'frozen', f'{", ".join(frozen)} with requires_grad=False: non-trainable, gets no '
                                           'gradient, not changed by the optimizer'))
-    for name, b in module._buffers.items():
-        if b is not None:
-            where = f'{path}.{name}' if path else name
-            saved = 'not saved (persistent=False)' if name in module._non_persistent else 'saved in state_dict()'
-            notes.append(Note(where, 'buffer', f'a buffer of shape {shape_str(b.shape)}: {saved}, moved by to(), '
-                                               'not trained'))
-    return notes + _plain_notes(path, module, registered)
+    return notes
 
 
 def _called_note(m: ModuleInfo) -> Note:
@@ -421,6 +463,8 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
 
     calls: path -> number of forward calls (from describe() with inputs), used to say why a gradient is missing.
     """
+    if not isinstance(model, Module) and frameworks.adapter_for(model) is not None:
+        return frameworks.adapter_for(model).grad_stats(model, calls)
     paths = {id(m): p for p, m in model.named_modules()}
     owners = {}
     for mpath, m in model.named_modules():
@@ -434,16 +478,23 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
         count = _count(p)
         if p.grad is None:
             reason = _why_no_grad(p, owners[id(p)], calls, any_grad)
-            out.append(GradInfo(path, _shape(p), count, False, reason, 0.0, 0.0, 0.0, [], ''))
+            out.append(grad_info(path, _shape(p), count, None, reason))
             continue
-        g = p.grad._data
-        parts, note = _grad_parts(p, paths), ''
-        if parts and not np.allclose(sum(part for _, _, part in parts), g, rtol=1e-4, atol=1e-6):
-            note = ('the calls add up to the last backward() only: .grad also holds earlier ones '
-                    '(call zero_grad() before each backward())')
-        split = [GradPart(i + 1, module, *_stats(part)) for i, (_, module, part) in enumerate(parts)]
-        out.append(GradInfo(path, _shape(p), count, True, '', *_stats(g), split, note))
+        parts = [(module, part) for _, module, part in _grad_parts(p, paths)]
+        out.append(grad_info(path, _shape(p), count, p.grad._data, '', parts))
     return out
+
+
+def grad_info(path: str, shape: tuple, count: int | None, grad, reason: str = '', parts=()) -> GradInfo:
+    """GradInfo of one gradient array (None: no gradient, for reason); parts: (module path, array) per call."""
+    if grad is None:
+        return GradInfo(path, shape, count, False, reason, 0.0, 0.0, 0.0, [], '')
+    note = ''
+    if parts and not np.allclose(sum(part for _, part in parts), grad, rtol=1e-4, atol=1e-6):
+        note = ('the calls add up to the last backward() only: .grad also holds earlier ones '
+                '(call zero_grad() before each backward())')
+    split = [GradPart(i + 1, module, *_stats(part)) for i, (module, part) in enumerate(parts)]
+    return GradInfo(path, shape, count, True, '', *_stats(grad), split, note)
 
 
 def _grad_parts(p: Parameter, paths: dict) -> list:

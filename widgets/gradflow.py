@@ -6,7 +6,7 @@ import traitlets
 
 from d2lmod.nn.module import Module
 
-from . import extract, render
+from . import extract, frameworks, render
 from .tree import ErrorArea
 
 
@@ -16,7 +16,10 @@ class GradFlow(W.VBox):
     stat = traitlets.Enum(list(render.STATS), 'norm', help="which statistic the bars show: mean |g|, max |g| or norm")
     log = traitlets.Bool(False, help='bars on a log scale (gradients often differ by orders of magnitude)')
 
-    def __init__(self, model: Module, **kwargs):
+    def __init__(self, model: Module, *inputs, loss_fn=None, variables=None, **kwargs):
+        model = frameworks.prepare(model, inputs, variables)  # PyTorch as it is; Flax with its variables
+        if inputs:  # PyTorch and Flax: run once more to split shared parameters' gradients by call
+            frameworks.gradients(model, inputs, loss_fn)
         super().__init__(**kwargs)
         self.model, self.grads, self.calls = model, [], None
         self.stat_menu = W.Dropdown(options=[(v, k) for k, v in render.STATS.items()], value=self.stat,

@@ -16,6 +16,8 @@ import numpy as np
 from d2lmod.nn.module import Parameter
 from d2lmod.tensor import Tensor
 
+from . import frameworks
+
 MAX_NODES = 60  # above this many nodes a picture stops being readable: collapse() folds module calls
 MAX_DEPTH = 24  # module calls nested deeper than this are drawn folded (Graphviz slows down with deep nests)
 
@@ -280,6 +282,8 @@ def _common_cluster(cluster_ids: list, parent_of: dict, depth_of: dict) -> str |
 
 def trace(output: Tensor, model=None) -> Graph:
     """The graph that made output: ops, parameters (by dotted name), inputs and constants, grouped by module call."""
+    if not isinstance(output, Tensor) and frameworks.adapter_for(output) is not None:
+        return frameworks.adapter_for(output).trace(output, model)  # PyTorch or Flax: the same data
     if not isinstance(output, Tensor):
         raise TypeError(f"trace() needs a d2lmod Tensor (the output of a model), got {type(output).__name__}")
     order = _walk(output)

@@ -5,7 +5,7 @@ import re
 
 import ipywidgets as widgets
 
-from . import draw, graph
+from . import draw, frameworks, graph
 
 FIT, EVERY_OP, MODULES = ('fit',), ('every op',), ('modules',)  # the "show" choices that are not a module path
 MAX_CHOICES = 500  # modules offered in the "show" menu at most (the first ones, in the order they ran)
@@ -14,7 +14,9 @@ MAX_CHOICES = 500  # modules offered in the "show" menu at most (the first ones,
 class GraphView(widgets.VBox):
     """The graph traced back from output: module calls folded when it is large, any module opened on demand."""
 
-    def __init__(self, output, model=None):
+    def __init__(self, output, *inputs, model=None, variables=None):
+        # a PyTorch tensor as it is; a Flax module (or its output) with its inputs and variables, run here
+        output, model = frameworks.graph_args(output, inputs, model, variables)
         self.show = widgets.Dropdown(description='show', style={'description_width': 'initial'},
                                      layout=widgets.Layout(width='auto'))
         self.summary = widgets.HTML()

@@ -12,7 +12,7 @@ import textwrap
 import traceback
 from dataclasses import dataclass
 
-from . import extract
+from . import extract, frameworks
 from .extract import ModelInfo, ModuleInfo, num
 
 TAG_COLORS = {'shared': '#b45309', 'repeated': '#b45309', 'called': '#1d4ed8', 'not called': '#b91c1c',
@@ -267,8 +267,11 @@ class Summary:
         return summary_html(self.info, self.depth)
 
 
-def summary(model, *inputs, depth: int | None = None) -> Summary:
-    """The parameter table of model; with inputs it runs model(*inputs) once (no gradients) to count calls."""
+def summary(model, *inputs, depth: int | None = None, variables=None) -> Summary:
+    """The parameter table of model; with inputs it runs model(*inputs) once (no gradients) to count calls.
+
+    model: a d2lmod or PyTorch module, or a Flax linen module with its variables (module.init(key, X))."""
+    model = frameworks.prepare(model, inputs, variables)
     return Summary(extract.describe(model, *inputs), depth)
 
 

@@ -6,7 +6,7 @@ import traitlets
 
 from d2lmod.nn.module import Module
 
-from . import extract, render
+from . import extract, frameworks, render
 
 
 MAX_LINES = 1000  # lines in the list at most
@@ -35,7 +35,8 @@ class ModuleTree(W.VBox):
     depth = traitlets.Int(2, help='modules deeper than this start folded (0: only the model)')
     selected = traitlets.Unicode('', help="dotted path of the module shown in the details pane ('' = the model)")
 
-    def __init__(self, model: Module, *inputs, info: extract.ModelInfo | None = None, **kwargs):
+    def __init__(self, model: Module, *inputs, info: extract.ModelInfo | None = None, variables=None, **kwargs):
+        model = frameworks.prepare(model, inputs, variables)  # PyTorch as it is; Flax with its variables
         super().__init__(**kwargs)
         self.model, self.inputs = model, inputs
         self.info, self.grads, self.toggled = None, {}, set()

@@ -1,0 +1,149 @@
+"""The visualiser on real PyTorch models: the chapter's models read as a student sees them (text and HTML)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from chapter_models import torch_twin
+from framework_needs import need
+
+torch = need('torch')
+pytestmark = pytest.mark.torch
+
+from d2lmod.widgets import Explorer, GradFlow, GraphView, ModuleTree, graph, render, summary  # noqa: E402
+
+
+def chimera_and_input(seed: int = 0):
+    torch.manual_seed(seed)
+    return torch_twin('chimera'), torch.rand(2, 20)
+
+
+def test_chimera_summary_counts_unique_and_per_call():
+    model, X = chimera_and_input()
+    text = str(summary(model, X))
+    assert re.search(r'^total\s+4,712\s+5,132$', text, re.M), text
+    assert '[called] 2.linear: ran 2 times' in text
+    assert '[plain tensor] 2.rand_weight: a plain tensor attribute of shape (20, 20) (400 numbers)' in text
+    assert re.search(r'^2\.linear\s+Linear\s+\(2, 20\)\s+2\s+420\s+840\s+called', text, re.M), text
+
+
+def test_module_tree_html_shows_counts_and_flags():
+    model, X = chimera_and_input()
+    tree = ModuleTree(model, X)
+    header = tree.header.value
+    assert '4,712' in header and '5,132' in header
+    labels = [label for label, _ in tree.list.options]
+    assert any('2' in label and 'FixedHiddenMLP' in label and 'plain tensor' in label for label in labels)
+    tree.toggle('2')
+    tree.selected = '2.linear'
+    assert 'ran 2 times in the last forward' in tree.details.value
+
+
+def test_lazy_before_the_first_call_then_sizes():
+    model, _ = chimera_and_input()
+    text = str(summary(model))
+    assert re.search(r'^total\s+\?$', text, re.M)
+    assert '[lazy] 0.net.0, 0.net.2, 0.linear, 1, 2.linear: lazy layer, not initialized yet' in text
+    assert torch.nn.parameter.is_lazy(model[1].weight)  # describing did not run it
+
+
+def test_shared_layer_gradient_split_adds_up_to_grad():
+    model, X = chimera_and_input()
+    model(X).backward()
+    flow = GradFlow(model, X)
+    (g,) = [g for g in flow.grads if g.path == '2.linear.weight']
+    assert [p.call for p in g.parts] == [1, 2] and g.parts_note == ''
+    from d2lmod.widgets.frameworks import torch as adapter
+    parts = adapter._PARTS[model]['2.linear.weight']
+    np.testing.assert_allclose(parts[0][1] + parts[1][1], model[2].linear.weight.grad.numpy(), atol=1e-5)
+    assert 'call 1' in flow.bars.value and 'call 2' in flow.bars.value
+    # after backward alone (no inputs) the bars still read every .grad
+    assert all(g.has_grad for g in GradFlow(model).grads)
+
+
+def test_buffers_and_plain_lists_are_flagged():
+    class Listed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [torch.nn.Linear(20, 8), torch.nn.Linear(8, 4)]  # plain list: unregistered
+            self.norm = torch.nn.BatchNorm1d(20)
+
+        def forward(self, X):
+            X = self.norm(X)
+            for layer in self.layers:
+                X = layer(X)
+            return X
+    torch.manual_seed(0)
+    text = str(summary(Listed(), torch.rand(4, 20)))
+    assert '[hidden] layers: a plain Python list holding 2 module(s) (Linear) with 204 parameters' in text
+    assert '[buffer] norm.running_mean, norm.running_var: a buffer of shape (20,)' in text
+    assert re.search(r'not parameters\s+no plain tensor attributes; 41 numbers in buffers', text), text
+
+
+def test_graph_has_module_calls_and_a_folded_loop():
+    model, X = chimera_and_input()
+    out = model(X)
+    data = graph.trace(out, model)
+    titles = [c.title for c in data.clusters]
+    assert '2.linear · call 1' in titles and '2.linear · call 2' in titles
+    loops = [n for n in data.nodes if n.repeat > 1]
+    assert len(loops) == 1 and loops[0].label == 'div' and loops[0].cluster == \
+        next(c.id for c in data.clusters if c.path == '2')
+    assert any(n.kind == 'plain' and n.label == '2.rand_weight' for n in data.nodes)
+    view = GraphView(out, model=model)
+    assert view.error.value == ''
+    assert f'×{loops[0].repeat} (loop)' in view.picture.value
+    assert '2.linear · call 2' in view.picture.value
+
+
+def test_explorer_buttons_train_with_torch_sgd():
+    model, X = chimera_and_input()
+    ex = Explorer(model, X, loss_fn=lambda out: (out - 1) ** 2)
+    assert ex.errors.value == '' and len(ex.history) == 1
+    before = model[1].weight.detach().clone()
+    ex.step()
+    assert not torch.equal(before, model[1].weight.detach())
+    ex.zero_grad()
+    assert model[1].weight.grad is None
+    ex.forward()
+    ex.backward()
+    assert ex.errors.value == '' and ex.history[1] < ex.history[0]
+    assert '5,132' in ex.tree.header.value
+    assert 'call 2' in ex.gradflow.bars.value
+
+
+
+
+def test_summary_html_escapes_and_matches_text():
+    model, X = chimera_and_input()
+    html = render.summary_html(summary(model, X).info)
+    assert '4,712' in html and '5,132' in html and '2.rand_weight' in html
+
+
+@pytest.mark.parametrize('name', ['net', 'MLP', 'MySequential', 'FixedHiddenMLP', 'NestMLP', 'chimera'])
+def test_every_chapter_model_reads_as_in_d2lmod(name):
+    """Same rows (paths, outputs, calls, counts, flags) and totals as the d2lmod twin; only class names differ."""
+    import d2lmod as dm
+    from chapter_models import CHAPTER_MODELS, make_input
+    dm.manual_seed(0)
+    torch.manual_seed(0)
+    ours = summary(CHAPTER_MODELS[name](), make_input())
+    theirs = summary(torch_twin(name), torch.from_numpy(make_input().numpy().copy()))
+    assert theirs.totals == ours.totals
+    assert [(r.path, r.outputs, r.calls, r.params, r.per_call, r.tags) for r in theirs.rows] == \
+        [(r.path, r.outputs, r.calls, r.params, r.per_call, r.tags) for r in ours.rows]
+
+
+def test_tensors_kept_in_a_plain_list_are_flagged():
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = [torch.nn.Parameter(torch.rand(3, 4)), torch.nn.Parameter(torch.rand(4))]
+
+        def forward(self, X):
+            return X @ self.weights[0] + 0
+    text = ' '.join(str(summary(Holder(), torch.rand(2, 3))).split())
+    assert '[hidden] weights: a plain Python list holding 2 tensor(s) (16 numbers)' in text
+    assert re.search(r'unique parameters \(each counted once\)\s+0', text)
