@@ -27,7 +27,7 @@ def rand(*shape, seed=0):
 def twins(ours, theirs):
     """Both in float64, ours holding PyTorch's numbers (parameters and buffers) and in the same mode."""
     theirs.double()
-    ours.double().load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    ours.double().load_state_dict({k: dm.tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
     ours.train(theirs.training)
     return ours, theirs
 
@@ -96,9 +96,11 @@ def test_conv2d_init_is_pytorchs_kaiming_uniform():
 
 def test_lazy_conv2d_learns_in_channels_and_unbatched_input_works():
     conv = nn.LazyConv2d(4, 3, padding=1)
-    assert 'Conv2d(?, 4' in repr(conv) and conv.weight.shape == (4, None, 3, 3)
+    assert repr(conv) == 'LazyConv2d(0, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))'  # as PyTorch
+    assert isinstance(conv.weight, nn.UninitializedParameter) and conv.in_channels == 0
     out = conv(dm.randn(2, 5, 6, 6))
     assert out.shape == (2, 4, 6, 6) and conv.in_channels == 5 and conv.weight.shape == (4, 5, 3, 3)
+    assert type(conv) is nn.Conv2d and type(conv.weight) is nn.Parameter  # the lazy class swap
     assert conv(dm.randn(5, 6, 6)).shape == (4, 6, 6)
 
 
@@ -223,9 +225,11 @@ def test_batchnorm_errors_teach():
 
 def test_lazy_batchnorm_learns_num_features():
     for lazy, x in ((nn.LazyBatchNorm1d(), dm.randn(4, 6)), (nn.LazyBatchNorm2d(), dm.randn(4, 5, 3, 3))):
-        assert lazy.weight.shape == (None,) and '?' in repr(lazy)
+        assert isinstance(lazy.running_mean, nn.UninitializedBuffer) and '?' in repr(lazy)
+        eager = type(lazy).cls_to_become
         lazy(x)
         C = x.shape[1]
+        assert type(lazy) is eager and type(lazy.weight) is nn.Parameter  # the lazy class swap
         assert lazy.num_features == C and lazy.weight.shape == (C,) and lazy.running_var.shape == (C,)
         assert int(lazy.num_batches_tracked) == 1
 
@@ -240,7 +244,7 @@ def test_layernorm_matches_pytorch(ns, shape, affine, bias):
     with torch.no_grad():
         for p in theirs.parameters():
             p.copy_(torch.tensor(rand(*p.shape, seed=5)))  # not just ones and zeros
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict({k: dm.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
     compare(ours, theirs, rand(*shape))
     assert repr(ours) == repr(theirs)
 
@@ -310,7 +314,7 @@ def test_multihead_attention_matches_pytorch(batch_first, shape, S, masks, need,
     with torch.no_grad():  # nonzero biases, so that their gradients are checked too
         theirs.in_proj_bias.copy_(torch.tensor(rand(3 * E, seed=3)))
         theirs.out_proj.bias.copy_(torch.tensor(rand(E, seed=4)))
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict({k: dm.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
     assert list(ours.state_dict()) == ['in_proj_weight', 'in_proj_bias', 'out_proj.weight', 'out_proj.bias']
     N = shape[0] if batch_first else shape[1] if len(shape) == 3 else 1
     L = shape[-2] if batch_first or len(shape) == 2 else shape[0]

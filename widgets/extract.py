@@ -289,7 +289,8 @@ def describe(model: Module, *inputs) -> ModelInfo:
         if same_as is None:
             notes += _module_notes(info, module, registered, initialized)
     shapes = [shape_str(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in inputs]
-    buffers = sum(int(b._data.size) for b in model.buffers() if b._data is not None)
+    sizes = [_count(b) for b in model.buffers()]
+    buffers = None if None in sizes else sum(sizes)  # unknown while a lazy layer's buffers have no size
     return assemble(type(model).__name__, shapes, modules, notes, buffers, _plain_numbers(model.modules()),
                     initialized)
 
@@ -386,7 +387,7 @@ def _module_notes(info: ModuleInfo, module: Module, registered: set, initialized
     notes = common_notes(info, initialized)
     for name, b in module._buffers.items():
         if b is not None:
-            notes.append(buffer_note(_join(info.path, name), tuple(b.shape), name not in module._non_persistent))
+            notes.append(buffer_note(_join(info.path, name), _shape(b), name not in module._non_persistent))
     return notes + _plain_notes(info.path, module, registered)
 
 

@@ -8,7 +8,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor
 from . import init
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter, UninitializedParameter, is_lazy
 
 
 def _pair(v, name: str) -> tuple:
@@ -134,22 +135,23 @@ class Conv2d(Module):
         self.stride, self.dilation, self.groups = _pair(stride, 'stride'), _pair(dilation, 'dilation'), groups
         self.padding = padding if isinstance(padding, str) else _pair(padding, 'padding')
         self.padding_mode = padding_mode
-        self.weight = Parameter(shape=(out_channels, in_channels) + self.kernel_size)
-        self.bias = Parameter(shape=(out_channels,)) if bias else None
-        if in_channels is not None:
-            self.reset_parameters(in_channels)
+        if in_channels is None:  # LazyConv2d: the sizes come with the first input (see initialize_parameters)
+            self.weight = UninitializedParameter()
+            self.bias = UninitializedParameter() if bias else None
+        else:
+            self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size, np.float32))
+            self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+            self.reset_parameters()
 
     @property
-    def in_channels(self):
-        return self.weight.shape[1]
+    def in_channels(self) -> int:
+        return 0 if is_lazy(self.weight) else self.weight.shape[1]  # 0 until a lazy layer's first call, as in torch
 
-    def reset_parameters(self, in_channels: int) -> None:
+    def reset_parameters(self) -> None:
         """PyTorch's default: uniform in +-1/sqrt(fan_in), fan_in = in_channels * kh * kw, for weight and bias."""
-        self.weight._data = np.zeros((self.out_channels, in_channels) + self.kernel_size, np.float32)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # = uniform(+-1/sqrt(fan_in))
         if self.bias is not None:
-            self.bias._data = np.zeros(self.out_channels, np.float32)
-            fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+            fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
@@ -162,8 +164,7 @@ class Conv2d(Module):
         return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        size = '?' if self.in_channels is None else self.in_channels
-        s = f'{size}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}'
+        s = f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}'
         if self.padding != (0, 0):
             s += f', padding={self.padding}'
         if self.dilation != (1, 1):
@@ -184,9 +185,8 @@ class LazyConv2d(Conv2d):
         if not isinstance(input, Tensor) or input.ndim not in (3, 4):
             raise RuntimeError("LazyConv2d expects an input of shape (N, C, H, W) or (C, H, W), got "
                                f"{getattr(input, 'shape', type(input).__name__)}")
-        self.reset_parameters(input.shape[-3])  # the same Parameter objects get their values: optimizers keep them
-
-    def forward(self, input: Tensor) -> Tensor:
-        if self.weight._data is None:
-            self.initialize_parameters(input)
-        return super().forward(input)
+        # the same Parameter objects get their values, so an optimizer made before the first call trains them
+        self.weight.materialize((self.out_channels, input.shape[-3]) + self.kernel_size)
+        if self.bias is not None:
+            self.bias.materialize((self.out_channels,))
+        self.reset_parameters()

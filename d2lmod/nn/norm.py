@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy
 
 
 def channel_sums(a: np.ndarray) -> np.ndarray:
@@ -133,36 +134,43 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(shape=(num_features,)) if affine else None
-        self.bias = Parameter(shape=(num_features,)) if affine and bias else None
-        for name in ('running_mean', 'running_var', 'num_batches_tracked'):
-            self.register_buffer(name, None)  # stays None without track_running_stats, as in PyTorch
-        if num_features is not None:
-            self.reset_parameters(num_features)
+        lazy = num_features is None  # a lazy form: the sizes come with the first input (initialize_parameters)
 
-    def reset_parameters(self, num_features: int) -> None:
+        def parameter():
+            return UninitializedParameter() if lazy else Parameter(np.empty(num_features, np.float32))
+
+        def buffer():
+            return UninitializedBuffer() if lazy else Tensor(np.empty(num_features, np.float32))
+        self.weight = parameter() if affine else None
+        self.bias = parameter() if affine and bias else None
+        tracked = (buffer(), buffer(), Tensor(np.array(0, np.int64))) if track_running_stats else (None,) * 3
+        for name, value in zip(('running_mean', 'running_var', 'num_batches_tracked'), tracked):
+            self.register_buffer(name, value)  # all None without track_running_stats, as in PyTorch
+        if not lazy:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         """weight 1, bias 0 (start as the identity); running mean 0, variance 1, no batches counted."""
-        self.num_features = num_features
-        if self.affine:
-            self.weight._data = np.ones(num_features, np.float32)
-        if self.bias is not None:
-            self.bias._data = np.zeros(num_features, np.float32)
-        if self.track_running_stats:
-            self.running_mean = Tensor(np.zeros(num_features, np.float32))
-            self.running_var = Tensor(np.ones(num_features, np.float32))
-            self.num_batches_tracked = Tensor(np.array(0, np.int64))
+        for t, value in ((self.weight, 1), (self.bias, 0), (self.running_mean, 0), (self.running_var, 1),
+                         (self.num_batches_tracked, 0)):
+            if t is not None:
+                t._data[...] = value
 
     def initialize_parameters(self, input: Tensor) -> None:
         """A lazy form learns num_features from the first input's channels (dim 1) (PyTorch's name for this step)."""
-        self.reset_parameters(input.shape[1])
+        if not isinstance(input, Tensor) or input.ndim not in self._dims:
+            return  # forward() explains what it expects
+        self.num_features = input.shape[1]
+        for t in (self.weight, self.bias, self.running_mean, self.running_var):
+            if t is not None and is_lazy(t):
+                t.materialize((self.num_features,))
+        self.reset_parameters()
 
     def forward(self, input: Tensor) -> Tensor:
         if not isinstance(input, Tensor):
             raise TypeError(f"{type(self).__name__} expects a d2lmod Tensor as input, got a {type(input).__name__}")
         if input.ndim not in self._dims:
             raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.ndim}D input)")
-        if self.num_features is None:  # a lazy form, before its first call
-            self.initialize_parameters(input)
         if input.shape[1] != self.num_features:
             raise RuntimeError(f"expected input with num_features={self.num_features} channels in dim 1, got "
                                f"shape {input.shape}; make num_features match the input")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....nn import functional as F
-from ....nn.module import Parameter
+from ....nn.parameter import Parameter, UninitializedParameter, is_lazy
 from ....tensor import Tensor
 from .. import init as mx_init
 from .block import Block
@@ -64,8 +64,9 @@ class Dense(Block):
                  dtype='float32', weight_initializer=None, bias_initializer='zeros', in_units: int = 0, **kwargs):
         super().__init__()
         self.units, self.activation, self.flatten = units, _activation(activation), flatten
-        self.weight = Parameter(shape=(units, in_units or None))
-        self.bias = Parameter(shape=(units,)) if use_bias else None
+        # in_units=0: Gluon's deferred initialization, d2lmod's UninitializedParameter until the first call
+        self.weight = Parameter(np.zeros((units, in_units), np.float32)) if in_units else UninitializedParameter()
+        self.bias = Parameter(np.zeros(units, np.float32)) if use_bias else None
         self._own_init = {'weight': weight_initializer, 'bias': bias_initializer}
         self._init = None  # the initializer initialize() chose; None: initialize() has not been called
 
@@ -74,14 +75,15 @@ class Dense(Block):
         if self._init is not None and not force_reinit:
             return
         self._init = default
-        if self.weight.shape[1] is not None:
+        if not is_lazy(self.weight):
             self._fill(self.weight.shape[1])
 
     def _fill(self, in_units: int) -> None:
         for name, shape in (('weight', (self.units, in_units)), ('bias', (self.units,))):
             param = getattr(self, name)
             if param is not None:
-                param._data = np.zeros(shape, np.float32)
+                if is_lazy(param):
+                    param.materialize(shape)
                 own = self._own_init[name]
                 (self._init if own is None else mx_init.create(own))(name, param)
 
@@ -91,11 +93,11 @@ class Dense(Block):
                                "first forward (Gluon's deferred initialization then sizes it on that call)")
         if self.flatten and x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
-        if self.weight._data is None:  # deferred initialization: in_units is now known
+        if is_lazy(self.weight):  # deferred initialization: in_units is now known
             self._fill(x.shape[-1])
         y = F.linear(x, self.weight, self.bias)
         return y if self.activation is None else ACTIVATIONS[self.activation](y)
 
     def extra_repr(self):
-        size = -1 if self.weight.shape[1] is None else self.weight.shape[1]
+        size = -1 if is_lazy(self.weight) else self.weight.shape[1]
         return f'{size} -> {self.units}, ' + (f'Activation({self.activation})' if self.activation else 'linear')
