@@ -183,16 +183,18 @@ def _walk(model: Module):
         stack.extend(reversed(children))
 
 
-def _run_counting(model: Module, inputs) -> dict:
-    """Run model(*inputs) once without recording gradients; id(module) -> list of output strings per call."""
-    seen, handles = {}, []
+def _run_counting(model: Module, inputs, quiet=no_grad, describe_output=None) -> dict:
+    """Run model(*inputs) once without recording gradients; id(module) -> list of output strings per call.
+
+    quiet, describe_output: the framework's no_grad and output_str (PyTorch's adapter passes its own)."""
+    seen, handles, describe_output = {}, [], describe_output or output_str
 
     def hook(module, args, out):
-        seen.setdefault(id(module), []).append(output_str(out))
+        seen.setdefault(id(module), []).append(describe_output(out))
     try:
         for module in model.modules():
             handles.append(module.register_forward_hook(hook))
-        with no_grad():
+        with quiet():
             model(*inputs)
     finally:
         for handle in handles:

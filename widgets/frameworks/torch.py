@@ -14,7 +14,7 @@ import weakref
 import torch
 
 from .. import extract, graph
-from ..extract import Note, ParamInfo, shape_str
+from ..extract import ParamInfo, shape_str
 
 _OWN = set(torch.nn.Module().__dict__)  # Module's own bookkeeping attributes (hooks, registries, training)
 _PARTS = weakref.WeakKeyDictionary()    # model -> {parameter path: [(module path, gradient), ...]} of a recorded run
@@ -35,23 +35,6 @@ def output_str(out) -> str:
     if isinstance(out, (tuple, list)):
         return '[' + ', '.join(output_str(o) for o in out) + ']'
     return type(out).__name__
-
-
-def _run_counting(model, inputs) -> dict:
-    """Run model(*inputs) once without gradients; id(module) -> output strings, one per call."""
-    seen, handles = {}, []
-
-    def hook(module, args, out):
-        seen.setdefault(id(module), []).append(output_str(out))
-    try:
-        for module in model.modules():
-            handles.append(module.register_forward_hook(hook))
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
 
 
 def _plain_notes(path: str, module, registered: set) -> list:
@@ -84,7 +67,7 @@ def _plain_notes(path: str, module, registered: set) -> list:
 def describe(model, *inputs) -> extract.ModelInfo:
     """extract.describe for a torch.nn.Module: the tree with counts and notes; with inputs, calls and shapes."""
     lazy_before = [(n, p) for n, p in model.named_parameters() if torch.nn.parameter.is_lazy(p)]
-    calls = _run_counting(model, inputs) if inputs else None
+    calls = extract._run_counting(model, inputs, torch.no_grad, output_str) if inputs else None
     initialized = [n for n, p in lazy_before if not torch.nn.parameter.is_lazy(p)]
     walked = list(extract._walk(model))
     registered = {id(m) for _, m, _, _ in walked}
