@@ -147,3 +147,20 @@ def test_tensors_kept_in_a_plain_list_are_flagged():
     text = ' '.join(str(summary(Holder(), torch.rand(2, 3))).split())
     assert '[hidden] weights: a plain Python list holding 2 tensor(s) (16 numbers)' in text
     assert re.search(r'unique parameters \(each counted once\)\s+0', text)
+
+
+def test_graph_marks_parameters_of_unregistered_layers_and_works_without_a_model():
+    class Listed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [torch.nn.Linear(4, 3)]  # a plain list: its Linear is not registered
+
+        def forward(self, X):
+            return self.layers[0](X).sum()
+    model = Listed()
+    out = model(torch.rand(2, 4))
+    data = graph.trace(out, model)
+    assert [n.note for n in data.nodes if n.kind == 'parameter'] == ['not in the model'] * 2
+    assert any('not registered in the model' in note for note in data.notes)
+    bare = graph.trace(out)  # no model: ops and leaves, no module calls
+    assert bare.clusters == [] and sum(n.kind == 'op' for n in bare.nodes) >= 2

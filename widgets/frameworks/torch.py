@@ -374,7 +374,11 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         runs[first[f]] = runs.get(first[f], 0) + 1
     nodes, edges, node_of = [], [], {}
     leaves = [f for f in order if hasattr(f, 'variable')]
-    inputs = [f for f in leaves if id(f.variable) not in pnames]
+    inputs = [f for f in leaves if id(f.variable) not in pnames and not isinstance(f.variable, torch.nn.Parameter)]
+    if model is not None and len(inputs) < len([f for f in leaves if id(f.variable) not in pnames]):
+        notes.append("Parameters that are not registered in the model took part (modules kept in a plain Python "
+                     "list or dict?): they are missing from parameters(), state_dict() and the optimizer. Use "
+                     "nn.ModuleList / nn.ModuleDict.")
     for f in leaves:  # parameters and inputs that require grad
         v = f.variable
         node_id = f'n{len(nodes) + 1}'
@@ -385,6 +389,9 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
             where = graph._common_cluster(users, {c.id: c.parent for c in clusters}) if users and None not in users \
                 else None
             nodes.append(graph.Node(node_id, 'parameter', pnames[id(v)], tuple(v.shape), where, grad_norm=grad))
+        elif isinstance(v, torch.nn.Parameter):  # used, but not registered (a layer kept in a plain list?)
+            nodes.append(graph.Node(node_id, 'parameter', 'parameter', tuple(v.shape), None, 'not in the model',
+                                    grad))
         else:
             label = 'input' if len(inputs) == 1 else f'input {inputs.index(f) + 1}'
             nodes.append(graph.Node(node_id, 'input', label, tuple(v.shape), None, 'requires grad', grad))
