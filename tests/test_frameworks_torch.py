@@ -164,3 +164,13 @@ def test_graph_marks_parameters_of_unregistered_layers_and_works_without_a_model
     assert any('not registered in the model' in note for note in data.notes)
     bare = graph.trace(out)  # no model: ops and leaves, no module calls
     assert bare.clusters == [] and sum(n.kind == 'op' for n in bare.nodes) >= 2
+
+
+def test_explorer_graph_reads_like_the_users_own():
+    """The Explorer's forward (one view of each parameter per call) draws the same graph as a plain forward."""
+    model, X = chimera_and_input()
+    ex = Explorer(model, X)
+    plain = graph.trace(model(X), model)
+    assert [(n.kind, n.label, n.repeat) for n in ex.graph._data.nodes] == \
+        [(n.kind, n.label, n.repeat) for n in plain.nodes]
+    assert [c.title for c in ex.graph._data.clusters] == [c.title for c in plain.clusters]

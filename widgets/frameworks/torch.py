@@ -220,7 +220,17 @@ def _walk(root) -> list:
 
 
 def _inputs(fn) -> list:
-    return [f for f, _ in fn.next_functions if f is not None]
+    """The autograd nodes fn reads; a same-shape view of a parameter (the per-call views of record()) is
+    read as the parameter itself."""
+    out = []
+    for f, _ in fn.next_functions:
+        if f is not None and f.name() == 'ViewBackward0' and len(f.next_functions) == 1:
+            leaf = f.next_functions[0][0]
+            if leaf is not None and hasattr(leaf, 'variable') and _shape_of(f) == tuple(leaf.variable.shape):
+                f = leaf
+        if f is not None:
+            out.append(f)
+    return out
 
 
 def _saved_plain(fn, plain: dict):
