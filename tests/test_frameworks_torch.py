@@ -56,7 +56,7 @@ def test_shared_layer_gradient_split_adds_up_to_grad():
     (g,) = [g for g in flow.grads if g.path == '2.linear.weight']
     assert [p.call for p in g.parts] == [1, 2] and g.parts_note == ''
     from d2lmod.widgets.frameworks import torch as adapter
-    parts = adapter._PARTS[model]['2.linear.weight']
+    parts = adapter._PARTS[model][0]['2.linear.weight']
     np.testing.assert_allclose(parts[0][1] + parts[1][1], model[2].linear.weight.grad.numpy(), atol=1e-5)
     assert 'call 1' in flow.bars.value and 'call 2' in flow.bars.value
     # after backward alone (no inputs) the bars still read every .grad
@@ -174,3 +174,12 @@ def test_explorer_graph_reads_like_the_users_own():
     assert [(n.kind, n.label, n.repeat) for n in ex.graph._data.nodes] == \
         [(n.kind, n.label, n.repeat) for n in plain.nodes]
     assert [c.title for c in ex.graph._data.clusters] == [c.title for c in plain.clusters]
+
+
+def test_split_from_another_loss_says_so():
+    model, X = chimera_and_input()
+    ((model(X) - 1) ** 2).backward()  # another loss than GradFlow's default output.sum()
+    (g,) = [g for g in GradFlow(model, X).grads if g.path == '2.linear.weight']
+    assert 'pass the same loss_fn' in g.parts_note
+    (g,) = [g for g in GradFlow(model, X, loss_fn=lambda out: (out - 1) ** 2).grads if g.path == '2.linear.weight']
+    assert g.parts_note == ''

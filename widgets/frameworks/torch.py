@@ -17,7 +17,9 @@ from .. import extract, graph
 from ..extract import ParamInfo, shape_str
 
 _OWN = set(torch.nn.Module().__dict__)  # Module's own bookkeeping attributes (hooks, registries, training)
-_PARTS = weakref.WeakKeyDictionary()    # model -> {parameter path: [(module path, gradient), ...]} of a recorded run
+_PARTS = weakref.WeakKeyDictionary()    # model -> ({parameter path: [(module path, gradient), ...]}, how it was made)
+_RERUN = ('these parts come from GradFlow\'s own run of model(X) with its loss (output.sum(), or loss_fn=); .grad '
+          'holds another loss or earlier backward() calls, so pass the same loss_fn')
 
 
 # ---- the tree ---------------------------------------------------------------------------------------------
@@ -139,14 +141,14 @@ def record(model, inputs):
     return out, views
 
 
-def keep_parts(model, views) -> None:
+def keep_parts(model, views, off: str = extract.ACCUMULATED) -> None:
     """After backward: remember each shared parameter's gradient per call (for grad_stats)."""
     names = {id(p): n for n, p in model.named_parameters()}
     by_param = {}
     for p, module, view in views:
         if view.grad is not None:
             by_param.setdefault(names.get(id(p)), []).append((module, view.grad.detach().numpy().copy()))
-    _PARTS[model] = {path: parts for path, parts in by_param.items() if len(parts) > 1}
+    _PARTS[model] = ({path: parts for path, parts in by_param.items() if len(parts) > 1}, off)
 
 
 def gradients(model, inputs, loss_fn=None) -> None:
@@ -156,12 +158,12 @@ def gradients(model, inputs, loss_fn=None) -> None:
     grads = torch.autograd.grad(loss.reshape(()), [v for _, _, v in views], allow_unused=True)
     for (_, _, view), g in zip(views, grads):
         view.grad = g
-    keep_parts(model, views)
+    keep_parts(model, views, _RERUN)
 
 
 def grad_stats(model, calls: dict | None = None) -> list:
     """extract.grad_stats for a torch.nn.Module: .grad of every parameter, shared ones split by call."""
-    parts = _PARTS.get(model, {})
+    parts, off = _PARTS.get(model, ({}, ''))
     named = list(model.named_parameters())
     any_grad = any(p.grad is not None for _, p in named)
     owners = {}
@@ -186,7 +188,7 @@ def grad_stats(model, calls: dict | None = None) -> list:
                 reason = 'backward() never reached it: unused in forward, or read through .data'
             out.append(extract.grad_info(path, shape, count, None, reason))
         else:
-            out.append(extract.grad_info(path, shape, count, p.grad.detach().numpy(), '', parts.get(path, ())))
+            out.append(extract.grad_info(path, shape, count, p.grad.detach().numpy(), '', parts.get(path, ()), off))
     return out
 
 
