@@ -183,3 +183,21 @@ def test_split_from_another_loss_says_so():
     assert 'pass the same loss_fn' in g.parts_note
     (g,) = [g for g in GradFlow(model, X, loss_fn=lambda out: (out - 1) ** 2).grads if g.path == '2.linear.weight']
     assert g.parts_note == ''
+
+
+def test_residual_blocks_keep_their_adds_and_relus():
+    """Ops without parameters (a residual add, F.relu) are drawn in the block whose layers made their inputs."""
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+            self.down = torch.nn.Sequential(torch.nn.Linear(4, 4))
+
+        def forward(self, X):
+            return torch.nn.functional.relu(self.lin(X) + self.down(X))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(Block(), Block())
+    data = graph.trace(model(torch.rand(2, 4)).sum(), model)
+    path = {c.id: c.path for c in data.clusters}
+    assert [(n.label, path.get(n.cluster)) for n in data.nodes if n.label in ('add', 'relu')] == \
+        [('add', '0'), ('relu', '0'), ('add', '1'), ('relu', '1')]
