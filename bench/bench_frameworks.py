@@ -11,24 +11,21 @@ Medians of a few runs; one thread.
 """
 from __future__ import annotations
 
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from d2lmod.widgets import Explorer, GraphView, ModuleTree, summary
-from d2lmod.widgets.graph import trace
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_widgets  # noqa: E402
+from d2lmod.widgets import Explorer, GraphView, ModuleTree, summary  # noqa: E402
+from d2lmod.widgets.graph import trace  # noqa: E402
 
 
-def median_seconds(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+median_seconds = bench_widgets.median_seconds
 
 
 def wide_model(blocks: int = 333) -> nn.Module:
@@ -89,19 +86,8 @@ def bench_resnet() -> None:
 
 
 def train(model, X, y, steps: int, explorer=None) -> tuple:
-    """(seconds for steps of SGD training, seconds of that spent in explorer.update(loss))."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    in_update, start = 0.0, time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(X), y)
-        loss.backward()
-        opt.step()
-        if explorer is not None:
-            before = time.perf_counter()
-            explorer.update(loss)
-            in_update += time.perf_counter() - before
-    return time.perf_counter() - start, in_update
+    """bench_widgets.train with PyTorch's SGD and cross_entropy."""
+    return bench_widgets.train(model, X, y, steps, explorer, torch.optim.SGD, F.cross_entropy)
 
 
 def bench_live(every_seconds: float = 0.5, rounds: int = 10, steps: int = 100) -> None:

@@ -80,14 +80,15 @@ def bench_big_model() -> None:
         print(f'  {name:<48} {1000 * median_seconds(fn):8.1f} ms')
 
 
-def train(model, X, y, steps: int, explorer=None):
-    """(seconds for steps of SGD training, seconds of that spent in explorer.update(loss))."""
-    opt = dm.optim.SGD(model.parameters(), lr=0.1)
+def train(model, X, y, steps: int, explorer=None, sgd=dm.optim.SGD, cross_entropy=F.cross_entropy):
+    """(seconds for steps of SGD training, seconds of that spent in explorer.update(loss)); sgd and
+    cross_entropy: the framework's (bench_frameworks.py passes PyTorch's)."""
+    opt = sgd(model.parameters(), lr=0.1)
     in_update = 0.0
     start = time.perf_counter()
     for _ in range(steps):
         opt.zero_grad()
-        loss = F.cross_entropy(model(X), y)
+        loss = cross_entropy(model(X), y)
         loss.backward()
         opt.step()
         if explorer is not None:

@@ -91,3 +91,12 @@ def test_explorer_buttons_step_the_held_variables(seed_model):
     ex.backward()
     assert ex.errors.value == '' and ex.history[1] < ex.history[0]
     assert 'call 2' in ex.gradflow.bars.value
+
+
+def test_structure_only_without_an_input(seed_model):
+    chimera, _, variables = seed_model
+    text = str(summary(chimera, variables=variables))
+    assert re.search(r'^layers_2\s+FixedHiddenMLP\s+0\s+plain tensor$', text, re.M), text
+    assert re.search(r'^total\s+4,712$', text, re.M)
+    with pytest.raises(ValueError, match='pass variables='):
+        summary(chimera)

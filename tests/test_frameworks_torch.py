@@ -56,7 +56,7 @@ def test_shared_layer_gradient_split_adds_up_to_grad():
     (g,) = [g for g in flow.grads if g.path == '2.linear.weight']
     assert [p.call for p in g.parts] == [1, 2] and g.parts_note == ''
     from d2lmod.widgets.frameworks import torch as adapter
-    parts = adapter._PARTS[model]['2.linear.weight']
+    parts = adapter._PARTS[model][0]['2.linear.weight']
     np.testing.assert_allclose(parts[0][1] + parts[1][1], model[2].linear.weight.grad.numpy(), atol=1e-5)
     assert 'call 1' in flow.bars.value and 'call 2' in flow.bars.value
     # after backward alone (no inputs) the bars still read every .grad
@@ -147,3 +147,57 @@ def test_tensors_kept_in_a_plain_list_are_flagged():
     text = ' '.join(str(summary(Holder(), torch.rand(2, 3))).split())
     assert '[hidden] weights: a plain Python list holding 2 tensor(s) (16 numbers)' in text
     assert re.search(r'unique parameters \(each counted once\)\s+0', text)
+
+
+def test_graph_marks_parameters_of_unregistered_layers_and_works_without_a_model():
+    class Listed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [torch.nn.Linear(4, 3)]  # a plain list: its Linear is not registered
+
+        def forward(self, X):
+            return self.layers[0](X).sum()
+    model = Listed()
+    out = model(torch.rand(2, 4))
+    data = graph.trace(out, model)
+    assert [n.note for n in data.nodes if n.kind == 'parameter'] == ['not in the model'] * 2
+    assert any('not registered in the model' in note for note in data.notes)
+    bare = graph.trace(out)  # no model: ops and leaves, no module calls
+    assert bare.clusters == [] and sum(n.kind == 'op' for n in bare.nodes) >= 2
+
+
+def test_explorer_graph_reads_like_the_users_own():
+    """The Explorer's forward (one view of each parameter per call) draws the same graph as a plain forward."""
+    model, X = chimera_and_input()
+    ex = Explorer(model, X)
+    plain = graph.trace(model(X), model)
+    assert [(n.kind, n.label, n.repeat) for n in ex.graph._data.nodes] == \
+        [(n.kind, n.label, n.repeat) for n in plain.nodes]
+    assert [c.title for c in ex.graph._data.clusters] == [c.title for c in plain.clusters]
+
+
+def test_split_from_another_loss_says_so():
+    model, X = chimera_and_input()
+    ((model(X) - 1) ** 2).backward()  # another loss than GradFlow's default output.sum()
+    (g,) = [g for g in GradFlow(model, X).grads if g.path == '2.linear.weight']
+    assert 'pass the same loss_fn' in g.parts_note
+    (g,) = [g for g in GradFlow(model, X, loss_fn=lambda out: (out - 1) ** 2).grads if g.path == '2.linear.weight']
+    assert g.parts_note == ''
+
+
+def test_residual_blocks_keep_their_adds_and_relus():
+    """Ops without parameters (a residual add, F.relu) are drawn in the block whose layers made their inputs."""
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+            self.down = torch.nn.Sequential(torch.nn.Linear(4, 4))
+
+        def forward(self, X):
+            return torch.nn.functional.relu(self.lin(X) + self.down(X))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(Block(), Block())
+    data = graph.trace(model(torch.rand(2, 4)).sum(), model)
+    path = {c.id: c.path for c in data.clusters}
+    assert [(n.label, path.get(n.cluster)) for n in data.nodes if n.label in ('add', 'relu')] == \
+        [('add', '0'), ('relu', '0'), ('add', '1'), ('relu', '1')]

@@ -188,16 +188,18 @@ def _walk(model: Module):
         stack.extend(reversed(children))
 
 
-def _run_counting(model: Module, inputs) -> dict:
-    """Run model(*inputs) once without recording gradients; id(module) -> list of output strings per call."""
-    seen, handles = {}, []
+def _run_counting(model: Module, inputs, quiet=no_grad, describe_output=None) -> dict:
+    """Run model(*inputs) once without recording gradients; id(module) -> list of output strings per call.
+
+    quiet, describe_output: the framework's no_grad and output_str (PyTorch's adapter passes its own)."""
+    seen, handles, describe_output = {}, [], describe_output or output_str
 
     def hook(module, args, out):
-        seen.setdefault(id(module), []).append(output_str(out))
+        seen.setdefault(id(module), []).append(describe_output(out))
     try:
         for module in model.modules():
             handles.append(module.register_forward_hook(hook))
-        with no_grad():
+        with quiet():
             model(*inputs)
     finally:
         for handle in handles:
@@ -486,14 +488,19 @@ def grad_stats(model: Module, calls: dict | None = None) -> list:
     return out
 
 
-def grad_info(path: str, shape: tuple, count: int | None, grad, reason: str = '', parts=()) -> GradInfo:
-    """GradInfo of one gradient array (None: no gradient, for reason); parts: (module path, array) per call."""
+ACCUMULATED = ('the calls add up to the last backward() only: .grad also holds earlier ones (call zero_grad() '
+               'before each backward())')
+
+
+def grad_info(path: str, shape: tuple, count: int | None, grad, reason: str = '', parts=(),
+              off: str = ACCUMULATED) -> GradInfo:
+    """GradInfo of one gradient array (None: no gradient, for reason); parts: (module path, array) per call;
+    off: what to say when the parts do not add up to grad."""
     if grad is None:
         return GradInfo(path, shape, count, False, reason, 0.0, 0.0, 0.0, [], '')
     note = ''
     if parts and not np.allclose(sum(part for _, part in parts), grad, rtol=1e-4, atol=1e-6):
-        note = ('the calls add up to the last backward() only: .grad also holds earlier ones '
-                '(call zero_grad() before each backward())')
+        note = off
     split = [GradPart(i + 1, module, *_stats(part)) for i, (module, part) in enumerate(parts)]
     return GradInfo(path, shape, count, True, '', *_stats(grad), split, note)
 

@@ -94,11 +94,18 @@ def load_ipython_extension(ipython) -> None:
     where those packages are installed; elsewhere one sentence says what to install."""
     install = {a: cmd for a, cmd in ADAPTERS.values()}
 
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ImportError:  # a finder that refuses the name: as good as missing
+            return False
+
     def needs(line: str, cell: str) -> None:
-        missing = [name for name in line.split() if importlib.util.find_spec(name) is None]
+        missing = [name for name in line.split() if not installed(name)]
         if missing:
             cmd = install.get(ADAPTERS.get(missing[0], (missing[0],))[0], f'pip install {" ".join(missing)}')
-            print(f"skipped: this cell needs {' and '.join(missing)}, not installed here (`{cmd}` adds it)")
+            them = 'it' if len(missing) == 1 else 'them'
+            print(f"skipped: this cell needs {' and '.join(missing)}, not installed here (`{cmd}` installs {them})")
             return
         ipython.run_cell(cell).raise_error()  # an error in the cell fails the cell, as it would without %%needs
 

@@ -115,6 +115,13 @@ def _extra(module) -> str:
     return ', '.join(out)
 
 
+def _plain_arrays(module, plain: dict) -> None:
+    """Arrays the module keeps as attributes (made in setup, not variables): dotted path -> shape, into plain."""
+    for attr, value in vars(module).items():
+        if isinstance(value, jax.Array) and not attr.startswith('_'):
+            plain.setdefault(extract._join(_path(module), attr), tuple(value.shape))
+
+
 def _mutable(variables) -> list:
     return [c for c in variables if c != 'params']
 
@@ -149,9 +156,7 @@ def _apply(fm: FlaxModel, params, inputs, record: list, deltas=None, plain=None)
             stack.pop()
         call.output = _output_str(out)
         if plain is not None:
-            for attr, value in vars(module).items():
-                if isinstance(value, jax.Array) and not attr.startswith('_'):
-                    plain.setdefault(extract._join(path, attr), tuple(value.shape))
+            _plain_arrays(module, plain)
         return out
 
     variables = {**fm.variables, 'params': params}
@@ -199,6 +204,10 @@ def describe(fm: FlaxModel, *inputs) -> extract.ModelInfo:
         while mpath not in paths:
             paths.append(mpath)
             mpath = mpath.rpartition('.')[0]
+    if any(p not in types for p in paths):  # modules that did not run here: read them from setup
+        for path, (kind, extra) in _structure(fm, plain).items():
+            types.setdefault(path, kind)
+            extras.setdefault(path, extra)
     ordered = _tree_order(paths)
     calls = {p: [c.output for c in record if c.path == p] for p in ordered} if inputs else None
     initialized = [p for p, _ in params] if fm.note else []
@@ -237,6 +246,25 @@ def describe(fm: FlaxModel, *inputs) -> extract.ModelInfo:
     for n in info.notes:  # Flax has no .grad: jax.grad returns one gradient per variable
         n.text = n.text.replace('add up in one .grad', 'add up in the one gradient jax.grad returns for them')
     return info
+
+
+def _structure(fm: FlaxModel, plain: dict) -> dict:
+    """path -> (class name, settings) of the modules that setup() makes (and Sequential's layers), found
+    without running the model; submodules made inline in an @nn.compact method appear only when it runs."""
+    found, stack = {}, [fm.module.bind(fm.variables)]
+    while stack:
+        module = stack.pop()
+        try:
+            module._try_setup()  # Flax runs setup lazily, on first attribute access; run it now
+        except Exception:  # noqa: BLE001 -- a setup that needs an input: its children stay unnamed ('?')
+            continue
+        found[_path(module)] = (type(module).__name__, _extra(module))
+        _plain_arrays(module, plain)
+        for name, value in vars(module).items():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if name != 'parent' and isinstance(item, nn.Module) and item.scope is not None:
+                    stack.append(item)
+    return found
 
 
 def _tree_order(paths: list) -> list:

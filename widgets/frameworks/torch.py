@@ -14,10 +14,12 @@ import weakref
 import torch
 
 from .. import extract, graph
-from ..extract import Note, ParamInfo, shape_str
+from ..extract import ParamInfo, shape_str
 
 _OWN = set(torch.nn.Module().__dict__)  # Module's own bookkeeping attributes (hooks, registries, training)
-_PARTS = weakref.WeakKeyDictionary()    # model -> {parameter path: [(module path, gradient), ...]} of a recorded run
+_PARTS = weakref.WeakKeyDictionary()    # model -> ({parameter path: [(module path, gradient), ...]}, how it was made)
+_RERUN = ('these parts come from GradFlow\'s own run of model(X) with its loss (output.sum(), or loss_fn=); .grad '
+          'holds another loss or earlier backward() calls, so pass the same loss_fn')
 
 
 # ---- the tree ---------------------------------------------------------------------------------------------
@@ -35,23 +37,6 @@ def output_str(out) -> str:
     if isinstance(out, (tuple, list)):
         return '[' + ', '.join(output_str(o) for o in out) + ']'
     return type(out).__name__
-
-
-def _run_counting(model, inputs) -> dict:
-    """Run model(*inputs) once without gradients; id(module) -> output strings, one per call."""
-    seen, handles = {}, []
-
-    def hook(module, args, out):
-        seen.setdefault(id(module), []).append(output_str(out))
-    try:
-        for module in model.modules():
-            handles.append(module.register_forward_hook(hook))
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
 
 
 def _plain_notes(path: str, module, registered: set) -> list:
@@ -84,7 +69,7 @@ def _plain_notes(path: str, module, registered: set) -> list:
 def describe(model, *inputs) -> extract.ModelInfo:
     """extract.describe for a torch.nn.Module: the tree with counts and notes; with inputs, calls and shapes."""
     lazy_before = [(n, p) for n, p in model.named_parameters() if torch.nn.parameter.is_lazy(p)]
-    calls = _run_counting(model, inputs) if inputs else None
+    calls = extract._run_counting(model, inputs, torch.no_grad, output_str) if inputs else None
     initialized = [n for n, p in lazy_before if not torch.nn.parameter.is_lazy(p)]
     walked = list(extract._walk(model))
     registered = {id(m) for _, m, _, _ in walked}
@@ -156,14 +141,14 @@ def record(model, inputs):
     return out, views
 
 
-def keep_parts(model, views) -> None:
+def keep_parts(model, views, off: str = extract.ACCUMULATED) -> None:
     """After backward: remember each shared parameter's gradient per call (for grad_stats)."""
     names = {id(p): n for n, p in model.named_parameters()}
     by_param = {}
     for p, module, view in views:
         if view.grad is not None:
             by_param.setdefault(names.get(id(p)), []).append((module, view.grad.detach().numpy().copy()))
-    _PARTS[model] = {path: parts for path, parts in by_param.items() if len(parts) > 1}
+    _PARTS[model] = ({path: parts for path, parts in by_param.items() if len(parts) > 1}, off)
 
 
 def gradients(model, inputs, loss_fn=None) -> None:
@@ -173,12 +158,12 @@ def gradients(model, inputs, loss_fn=None) -> None:
     grads = torch.autograd.grad(loss.reshape(()), [v for _, _, v in views], allow_unused=True)
     for (_, _, view), g in zip(views, grads):
         view.grad = g
-    keep_parts(model, views)
+    keep_parts(model, views, _RERUN)
 
 
 def grad_stats(model, calls: dict | None = None) -> list:
     """extract.grad_stats for a torch.nn.Module: .grad of every parameter, shared ones split by call."""
-    parts = _PARTS.get(model, {})
+    parts, off = _PARTS.get(model, ({}, ''))
     named = list(model.named_parameters())
     any_grad = any(p.grad is not None for _, p in named)
     owners = {}
@@ -203,7 +188,7 @@ def grad_stats(model, calls: dict | None = None) -> list:
                 reason = 'backward() never reached it: unused in forward, or read through .data'
             out.append(extract.grad_info(path, shape, count, None, reason))
         else:
-            out.append(extract.grad_info(path, shape, count, p.grad.detach().numpy(), '', parts.get(path, ())))
+            out.append(extract.grad_info(path, shape, count, p.grad.detach().numpy(), '', parts.get(path, ()), off))
     return out
 
 
@@ -237,7 +222,17 @@ def _walk(root) -> list:
 
 
 def _inputs(fn) -> list:
-    return [f for f, _ in fn.next_functions if f is not None]
+    """The autograd nodes fn reads; a same-shape view of a parameter (the per-call views of record()) is
+    read as the parameter itself."""
+    out = []
+    for f, _ in fn.next_functions:
+        if f is not None and f.name() == 'ViewBackward0' and len(f.next_functions) == 1:
+            leaf = f.next_functions[0][0]
+            if leaf is not None and hasattr(leaf, 'variable') and _shape_of(f) == tuple(leaf.variable.shape):
+                f = leaf
+        if f is not None:
+            out.append(f)
+    return out
 
 
 def _saved_plain(fn, plain: dict):
@@ -391,7 +386,11 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         runs[first[f]] = runs.get(first[f], 0) + 1
     nodes, edges, node_of = [], [], {}
     leaves = [f for f in order if hasattr(f, 'variable')]
-    inputs = [f for f in leaves if id(f.variable) not in pnames]
+    inputs = [f for f in leaves if id(f.variable) not in pnames and not isinstance(f.variable, torch.nn.Parameter)]
+    if model is not None and len(inputs) < len([f for f in leaves if id(f.variable) not in pnames]):
+        notes.append("Parameters that are not registered in the model took part (modules kept in a plain Python "
+                     "list or dict?): they are missing from parameters(), state_dict() and the optimizer. Use "
+                     "nn.ModuleList / nn.ModuleDict.")
     for f in leaves:  # parameters and inputs that require grad
         v = f.variable
         node_id = f'n{len(nodes) + 1}'
@@ -402,6 +401,9 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
             where = graph._common_cluster(users, {c.id: c.parent for c in clusters}) if users and None not in users \
                 else None
             nodes.append(graph.Node(node_id, 'parameter', pnames[id(v)], tuple(v.shape), where, grad_norm=grad))
+        elif isinstance(v, torch.nn.Parameter):  # used, but not registered (a layer kept in a plain list?)
+            nodes.append(graph.Node(node_id, 'parameter', 'parameter', tuple(v.shape), None, 'not in the model',
+                                    grad))
         else:
             label = 'input' if len(inputs) == 1 else f'input {inputs.index(f) + 1}'
             nodes.append(graph.Node(node_id, 'input', label, tuple(v.shape), None, 'requires grad', grad))
