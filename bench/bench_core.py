@@ -200,7 +200,7 @@ def numpy_chimera(net, X, lr):
 
 
 # ---- the digits ResNet (W5) ---------------------------------------------------------------------------------
-RESNET = ('digits ResNet 1x8x8, 16 ch, 2 residual blocks, batch 256, CE', (1.0, 1.3))
+RESNET = ('digits ResNet 1x8x8, 16 ch, 2 blocks, batch 256, CE', (1.0, 1.3))
 
 
 def resnet_start(batch=256):

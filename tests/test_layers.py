@@ -150,6 +150,12 @@ def test_avg_pool2d_matches_pytorch(k, s, p, ceil, shape, include_pad):
 
 
 @pytest.mark.torch
+def test_avg_pool2d_divisor_override_matches_pytorch():
+    torch = pytest.importorskip('torch')
+    compare(nn.AvgPool2d(3, 2, 1, divisor_override=4), torch.nn.AvgPool2d(3, 2, 1, divisor_override=4), rand(2, 2, 6, 5))
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize('size,shape', [(1, (2, 3, 8, 8)), ((3, 2), (2, 2, 7, 5)), ((None, 2), (1, 2, 4, 5)),
                                         (4, (3, 6, 6))])
 def test_adaptive_avg_pool2d_matches_pytorch(size, shape):

@@ -77,7 +77,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                            "(or use LazyConv2d, which learns it from the first input)")
     if x.dtype != w.dtype:
         raise RuntimeError(f"conv2d: got a {x.dtype} input but the weights are {w.dtype}; convert the input with "
-                        f".to(dm.{w.dtype}) or the model with .to()")
+                           f".to(dm.{w.dtype}) or the model with .to()")
     if padding == 'same':
         total = [d * (k - 1) for d, k in zip(dilation, (kh, kw))]
         pads = [(t // 2, t - t // 2) for t in total]  # an odd total puts the extra row at the bottom, as torch
