@@ -37,12 +37,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import d2lmod as dm  # noqa: E402
+from d2lmod.datasets import load_digits  # noqa: E402
 from d2lmod import nn  # noqa: E402
 from d2lmod.nn import functional as F  # noqa: E402
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
-from chapter_models import make_chimera, torch_twin  # noqa: E402
+from chapter_models import digits_resnet, make_chimera, torch_twin  # noqa: E402
 
 LR = 0.01  # the learning rate of the loss check; the timed steps use 0 (see the module docstring)
 
@@ -99,6 +100,17 @@ def torch_mlp(layers, X, y, loss, lr):
     return training_step(torch.optim.SGD(net.parameters(), lr=lr), lambda: lossf(net(X)))
 
 
+def cross_entropy_by_hand(out, y):
+    """mean_i -log softmax(out)[i, y_i], and its gradient (softmax - onehot) / N."""
+    rows = np.arange(len(y))
+    shifted = out - out.max(1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(1, keepdims=True)
+    g = e / total
+    g[rows, y] -= 1
+    return (np.log(total[:, 0]) - shifted[rows, y]).mean(), g / len(y)
+
+
 def numpy_mlp(layers, X, y, loss, lr):
     """The same step with the backward pass written out by hand: the floor any autograd pays above."""
     params = [(W.copy(), b.copy()) for W, b in layers]
@@ -112,14 +124,8 @@ def numpy_mlp(layers, X, y, loss, lr):
         out = acts[-1]
         if loss == 'sum':
             value, g = out.sum(), np.ones_like(out)
-        else:  # cross-entropy: mean of -log softmax(out)[i, y_i]; its gradient is (softmax - onehot) / N
-            shifted = out - out.max(1, keepdims=True)
-            e = np.exp(shifted)
-            total = e.sum(1, keepdims=True)
-            value = (np.log(total[:, 0]) - shifted[rows, y]).mean()
-            g = e / total
-            g[rows, y] -= 1
-            g /= len(y)
+        else:
+            value, g = cross_entropy_by_hand(out, y)
         for i in reversed(range(len(params))):
             W, b = params[i]
             gW, gb = g.T @ acts[i], g.sum(0)
@@ -193,6 +199,130 @@ def numpy_chimera(net, X, lr):
     return step
 
 
+# ---- the digits ResNet (W5) ---------------------------------------------------------------------------------
+RESNET = ('digits ResNet 1x8x8, 16 ch, 2 residual blocks, batch 256, CE', (1.0, 1.3))
+
+
+def resnet_start(batch=256):
+    """The weights (a d2lmod state_dict as NumPy arrays), 256 digits (N, 1, 8, 8) scaled to [0, 1], labels."""
+    images, labels = load_digits()
+    dm.manual_seed(0)
+    state = {k: v.numpy().copy() for k, v in digits_resnet(nn).state_dict().items()}
+    return state, (images[:batch, None] / 16).astype(np.float32), labels[:batch]
+
+
+def d2lmod_resnet(state, X, y, lr):
+    net = digits_resnet(nn)
+    net.load_state_dict(state)
+    X, y = dm.tensor(X), dm.tensor(y)
+    return training_step(dm.optim.SGD(net.parameters(), lr=lr), lambda: F.cross_entropy(net(X), y))
+
+
+def torch_resnet(state, X, y, lr):
+    net = digits_resnet(torch.nn)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+    X, y = torch.from_numpy(X), torch.from_numpy(y)
+    return training_step(torch.optim.SGD(net.parameters(), lr=lr), lambda: torch.nn.functional.cross_entropy(net(X), y))
+
+
+def numpy_resnet(state, X, y, lr):
+    """The ResNet's step by hand, with the best plain NumPy we know: images channels-last (N, H, W, C) throughout,
+    im2col through a strided view, col2im by nine strided adds, per-channel sums as products with ones."""
+    w = {k: v.copy() for k, v in state.items()}
+    kernels = {k: np.ascontiguousarray(v.transpose(0, 2, 3, 1).reshape(len(v), -1)) for k, v in w.items()
+               if v.ndim == 4}                                     # (O, 3*3*C), in the (p, q, c) order of cols
+    N = len(y)
+    x0 = X.transpose(0, 2, 3, 1).copy()                            # (N, 8, 8, 1)
+    ones = np.ones(N * 64, np.float32)
+
+    def conv(x, name):  # 3x3, padding 1, stride 1: (N, 8, 8, C) -> (N, 8, 8, O) through one matmul
+        n, H, Wd, C = x.shape
+        xp = np.zeros((n, H + 2, Wd + 2, C), x.dtype)
+        xp[:, 1:-1, 1:-1] = x
+        sN, sH, sW, sC = xp.strides
+        cols = np.lib.stride_tricks.as_strided(xp, (n, H, Wd, 3, 3, C), (sN, sH, sW, sH, sW, sC)).reshape(n * H * Wd, -1)
+        return (cols @ kernels[name].T).reshape(n, H, Wd, -1), cols
+
+    def conv_back(g, cols, name, need_x=True):
+        W2 = kernels[name]
+        n, H, Wd, O = g.shape
+        g2 = g.reshape(-1, O)
+        grads[name] = (g2.T @ cols).reshape(O, 3, 3, -1).transpose(0, 3, 1, 2)
+        if not need_x:
+            return None
+        dwin = np.matmul(g2, W2.reshape(O, 9, -1).transpose(1, 0, 2)).reshape(3, 3, n, H, Wd, -1)
+        dxp = np.zeros((n, H + 2, Wd + 2, dwin.shape[-1]), g.dtype)
+        for p in range(3):
+            for q in range(3):
+                dxp[:, p:p + H, q:q + Wd] += dwin[p, q]
+        return dxp[:, 1:-1, 1:-1]
+
+    def bn(x, name):
+        rows2 = x.reshape(-1, x.shape[-1])                         # (N*H*W, C)
+        k = len(rows2)
+        mean = (ones @ rows2) / k
+        xc = x - mean
+        var = (ones @ (xc * xc).reshape(-1, x.shape[-1])) / k
+        inv = 1 / np.sqrt(var + 1e-5)
+        xhat = xc * inv
+        m = 0.1
+        w[name + '.running_mean'] = (1 - m) * w[name + '.running_mean'] + m * mean
+        w[name + '.running_var'] = (1 - m) * w[name + '.running_var'] + m * var * k / (k - 1)
+        w[name + '.num_batches_tracked'] = w[name + '.num_batches_tracked'] + 1
+        return xhat * w[name + '.weight'] + w[name + '.bias'], (xhat, inv)
+
+    def bn_back(g, cache, name):
+        xhat, inv = cache
+        C = g.shape[-1]
+        grads[name + '.weight'] = ones @ (g * xhat).reshape(-1, C)
+        grads[name + '.bias'] = ones @ g.reshape(-1, C)
+        gx = g * w[name + '.weight']
+        k = len(ones)
+        return inv * (gx - (ones @ gx.reshape(-1, C)) / k - xhat * ((ones @ (gx * xhat).reshape(-1, C)) / k))
+
+    grads = {}
+
+    def step():
+        caches = {}
+        h, caches['c0'] = conv(x0, '0.weight')
+        h, caches['b0'] = bn(h, '1')
+        h = np.maximum(h, 0)
+        acts = [h]
+        for b in ('3', '4'):
+            a, caches[b + 'c1'] = conv(h, b + '.conv1.weight')
+            a, caches[b + 'b1'] = bn(a, b + '.bn1')
+            a = np.maximum(a, 0)
+            z, caches[b + 'c2'] = conv(a, b + '.conv2.weight')
+            z, caches[b + 'b2'] = bn(z, b + '.bn2')
+            h = np.maximum(h + z, 0)
+            acts += [a, h]
+        pooled = h.mean((1, 2))
+        out = pooled @ w['7.weight'].T + w['7.bias']
+        value, g = cross_entropy_by_hand(out, y)
+        grads['7.weight'], grads['7.bias'] = g.T @ pooled, g.sum(0)
+        gh = np.broadcast_to((g @ w['7.weight'])[:, None, None, :] / 64, h.shape)
+        for i, b in ((2, '4'), (1, '3')):
+            a, h_out = acts[2 * i - 1], acts[2 * i]
+            gh = gh * (h_out > 0)                                  # through the block's last relu
+            gz = bn_back(gh, caches[b + 'b2'], b + '.bn2')
+            ga = conv_back(gz, caches[b + 'c2'], b + '.conv2.weight')
+            ga = bn_back(ga * (a > 0), caches[b + 'b1'], b + '.bn1')
+            gh = gh + conv_back(ga, caches[b + 'c1'], b + '.conv1.weight')  # the skip connection adds its gradient
+        gh = bn_back(gh * (acts[0] > 0), caches['b0'], '1')
+        conv_back(gh, caches['c0'], '0.weight', need_x=False)
+        for name, gp in grads.items():
+            w[name] -= lr * gp
+            if name in kernels:
+                kernels[name] = np.ascontiguousarray(w[name].transpose(0, 2, 3, 1).reshape(len(w[name]), -1))
+        return value
+    return step
+
+
+def make_resnets(lr):
+    start = resnet_start()
+    return {'d2lmod': d2lmod_resnet(*start, lr), 'PyTorch': torch_resnet(*start, lr), 'NumPy': numpy_resnet(*start, lr)}
+
+
 # ---- timing -----------------------------------------------------------------------------------------------------
 def check_same_losses(steps: dict, n: int = 5) -> float:
     """Run n steps of each from the same start; their losses must agree. Returns the largest relative gap."""
@@ -239,6 +369,8 @@ def workloads(selected):
             yield f'{key} {title}', lambda lr, start=start, loss=loss: {
                 'd2lmod': d2lmod_mlp(*start, loss, lr), 'PyTorch': torch_mlp(*start, loss, lr),
                 'NumPy': numpy_mlp(*start, loss, lr)}, targets
+    if not selected or 'W5' in selected:
+        yield f'W5 {RESNET[0]}', make_resnets, RESNET[1]
 
 
 def make_chimeras(lr):

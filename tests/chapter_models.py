@@ -118,6 +118,24 @@ CHAPTER_MODELS = {
 _torch_factories: dict = {}
 
 
+def digits_resnet(nn, c: int = 16, blocks: int = 2):
+    """The chapter's closing claim, in d2lmod or PyTorch (pass either's nn; the code is the same): conv + BatchNorm
+    + ReLU, residual blocks of two of them, global average pooling, a linear classifier.  (N, 1, H, W) -> (N, 10)"""
+    class Residual(nn.Module):
+        """relu(x + bn2(conv2(relu(bn1(conv1(x))))))"""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+            self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(x + self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+    return nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                         *[Residual() for _ in range(blocks)], nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+
 def torch_twin(name: str):
     """A fresh PyTorch model built like CHAPTER_MODELS[name]() (lazy too); imports torch on first use."""
     if not _torch_factories:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from chapter_models import digits_resnet
 from test_gradcheck import cotangent, gradcheck
 
 import d2lmod as dm
 from d2lmod import nn
+from d2lmod.datasets import load_digits
 from d2lmod.nn import functional as F
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
@@ -61,10 +63,12 @@ CONVS = [  # (in, out, kernel, stride, padding, dilation, bias, input shape)
     (2, 4, 3, 1, 'same', 2, True, (1, 2, 7, 5)),
     (3, 2, (3, 1), 1, 'valid', (1, 1), True, (2, 3, 4, 4)),
     (4, 6, 1, 3, 0, 1, False, (2, 4, 7, 7)),
+    (2, 3, (2, 4), 1, 'same', 1, True, (2, 2, 5, 6)),  # an odd total padding: the extra row goes bottom/right
 ]
 
 
 @pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # PyTorch's note on its own speed
 @pytest.mark.parametrize('cin,cout,k,s,p,d,bias,shape', CONVS)
 def test_conv2d_matches_pytorch(cin, cout, k, s, p, d, bias, shape):
     torch = pytest.importorskip('torch')
@@ -96,6 +100,11 @@ def test_lazy_conv2d_learns_in_channels_and_unbatched_input_works():
     out = conv(dm.randn(2, 5, 6, 6))
     assert out.shape == (2, 4, 6, 6) and conv.in_channels == 5 and conv.weight.shape == (4, 5, 3, 3)
     assert conv(dm.randn(5, 6, 6)).shape == (4, 6, 6)
+
+
+def test_conv2d_dtype_mismatch_raises_like_pytorch():
+    with pytest.raises(RuntimeError, match='float64 input but the weights are float32'):
+        nn.Conv2d(1, 2, 3)(dm.tensor(rand(1, 1, 4, 4)))
 
 
 def test_conv2d_wrong_channels_says_what_it_expected():
@@ -136,6 +145,12 @@ def test_avg_pool2d_matches_pytorch(k, s, p, ceil, shape, include_pad):
     theirs = torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=include_pad)
     compare(ours, theirs, rand(*shape))
     assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.torch
+def test_avg_pool2d_divisor_override_matches_pytorch():
+    torch = pytest.importorskip('torch')
+    compare(nn.AvgPool2d(3, 2, 1, divisor_override=4), torch.nn.AvgPool2d(3, 2, 1, divisor_override=4), rand(2, 2, 6, 5))
 
 
 @pytest.mark.torch
@@ -354,3 +369,39 @@ def test_multihead_attention_checks_its_sizes():
         nn.MultiheadAttention(6, 4)
     with pytest.raises(AssertionError, match='embedding dimension of 6'):
         nn.MultiheadAttention(6, 2, batch_first=True)(dm.randn(2, 3, 4), dm.randn(2, 3, 4), dm.randn(2, 3, 4))
+
+
+# ---- the chapter's closing claim: a ResNet is the same recursion ------------------------------------------------
+@pytest.mark.torch
+def test_a_small_resnet_trains_like_pytorchs():
+    """Three SGD steps from the same weights: the same losses, weights and running statistics; then eval agrees."""
+    torch = pytest.importorskip('torch')
+    torch.manual_seed(0)
+    ours, theirs = twins(digits_resnet(nn, c=4, blocks=1), digits_resnet(torch.nn, c=4, blocks=1))
+    images, labels = load_digits()
+    X, y = images[:32, None] / 16.0, labels[:32]
+    opt, topt = dm.optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad(), topt.zero_grad()
+        loss = F.cross_entropy(ours(dm.tensor(X)), dm.tensor(y))
+        tloss = torch.nn.functional.cross_entropy(theirs(torch.tensor(X)), torch.tensor(y))
+        loss.backward(), tloss.backward()
+        opt.step(), topt.step()
+        np.testing.assert_allclose(float(loss), float(tloss.detach()), rtol=1e-10)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[key]._data, value.numpy(), rtol=1e-9, atol=1e-12, err_msg=key)
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(ours(dm.tensor(X))._data, theirs(torch.tensor(X)).detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_the_visualiser_reads_conv_and_batchnorm_models():
+    from d2lmod.widgets import extract
+    net = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.LazyLinear(10))
+    before = extract.describe(net)
+    assert before.totals.unique is None and before.totals.buffers == 0  # lazy: sizes unknown until a call
+    info = extract.describe(net, dm.randn(2, 3, 8, 8))
+    assert info.totals.trainable == (4 * 3 * 9 + 4) + (4 + 4) + (4 * 10 + 10)
+    assert info.totals.buffers == 4 + 4 + 1  # running_mean, running_var, num_batches_tracked
+    assert {n.path for n in info.notes if n.tag == 'buffer'} == {'1.running_mean', '1.running_var',
+                                                                 '1.num_batches_tracked'}

@@ -13,7 +13,7 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: E402
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, LazyBatchNorm1d, LazyBatchNorm2d  # noqa: E402
 from .sparse import Embedding  # noqa: E402
 from .attention import MultiheadAttention  # noqa: E402
-from .layers import GELU, Softmax  # noqa: E402
+from .activation import GELU, Softmax  # noqa: E402
 
 __all__ += ['Conv2d', 'LazyConv2d', 'MaxPool2d', 'AvgPool2d', 'AdaptiveAvgPool2d', 'BatchNorm1d', 'BatchNorm2d',
             'LazyBatchNorm1d', 'LazyBatchNorm2d', 'LayerNorm', 'Embedding', 'MultiheadAttention', 'GELU', 'Softmax']

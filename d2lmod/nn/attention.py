@@ -1,5 +1,8 @@
-"""MultiheadAttention: num_heads scaled dot-product attentions side by side, built from recorded ops."""
+"""Attention: scaled dot-product attention and MultiheadAttention (num_heads of them side by side), built from
+recorded ops (matmul, softmax, linear), so autograd differentiates them with no rule of their own."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -8,6 +11,45 @@ from . import functional as F
 from . import init
 from .layers import Linear
 from .module import Module, Parameter
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: np.ndarray | None = None, dropout_p: float = 0.0,
+              scale: float | None = None) -> tuple:
+    """(softmax(q k^T * scale + mask) v, the weights): q (..., L, E), k (..., S, E), v (..., S, Ev).
+
+    mask is added to the scores: -inf where a query must not look (its weight becomes 0), else 0 or a bias.
+    """
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale   # how well each query matches each key
+    if mask is not None:
+        scores = scores + Tensor(mask.astype(scores.dtype))
+    weights = F.softmax(scores, dim=-1)            # each query's weights over the keys sum to 1
+    if dropout_p > 0:
+        weights = F.dropout(weights, dropout_p)
+    return weights @ v, weights
+
+
+def additive_mask(mask, dtype, allowed_if_true: bool) -> np.ndarray:
+    """A boolean mask as 0 / -inf to add to scores (True: allowed, or True: blocked); a float mask as it is."""
+    m = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
+    if m.dtype == np.bool_:
+        blocked = ~m if allowed_if_true else m
+        return np.where(blocked, -np.inf, 0.0).astype(dtype)
+    return m.astype(dtype)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(E) + mask) v, as PyTorch's (a boolean attn_mask is True where attention is allowed)."""
+    L, S = query.shape[-2], key.shape[-2]
+    mask = None
+    if is_causal:
+        if attn_mask is not None:
+            raise RuntimeError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+        mask = additive_mask(np.tril(np.ones((L, S), bool)), query.dtype, allowed_if_true=True)
+    elif attn_mask is not None:
+        mask = additive_mask(attn_mask, query.dtype, allowed_if_true=True)
+    return attention(query, key, value, mask, dropout_p, scale)[0]
 
 
 class MultiheadAttention(Module):
@@ -62,14 +104,14 @@ class MultiheadAttention(Module):
         N, L, S, H = query.shape[0], query.shape[1], key.shape[1], self.num_heads
         mask = np.zeros((N, H, L, S), query.dtype)  # added to the scores: -inf where a query must not look
         if attn_mask is not None:  # (L, S) or (N * H, L, S); a boolean one is True where NOT allowed
-            m = F.additive_mask(attn_mask, query.dtype, allowed_if_true=False)
+            m = additive_mask(attn_mask, query.dtype, allowed_if_true=False)
             mask = mask + (m if m.ndim == 2 else m.reshape(N, H, L, S))
         if key_padding_mask is not None:  # (N, S): True marks padding keys that no query may look at
-            m = F.additive_mask(key_padding_mask, query.dtype, allowed_if_true=False)
+            m = additive_mask(key_padding_mask, query.dtype, allowed_if_true=False)
             mask = mask + m.reshape(N, 1, 1, S)
         q, k, v = self._heads(query, 0), self._heads(key, 1), self._heads(value, 2)
         p = self.dropout if self.training else 0.0
-        out, weights = F.attention(q, k, v, mask if attn_mask is not None or key_padding_mask is not None else None, p)
+        out, weights = attention(q, k, v, mask if attn_mask is not None or key_padding_mask is not None else None, p)
         out = self.out_proj(out.transpose(1, 2).reshape(N, L, self.embed_dim))  # heads side by side, mixed
         if batched and not self.batch_first:
             out = out.transpose(0, 1)

@@ -20,34 +20,39 @@ def _pair(v, name: str) -> tuple:
 
 
 def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple) -> np.ndarray:
-    """Every kernel window of xp without copying: (N, C, H, W) -> a view of shape (N, OH, OW, C, kh, kw).
+    """Every kernel window of xp without copying: (N, H, W, C) -> a view of shape (N, OH, OW, kh, kw, C).
 
     Window (i, j) starts at row i*stride_h, column j*stride_w; its element (p, q) is dilation_h*p rows and
     dilation_w*q columns further on. Moving by one in any of the six axes is a fixed step in memory, so the
     view is one as_strided call; reading it into a matrix (reshape) is the copy that im2col makes.
     """
-    sN, sC, sH, sW = xp.strides
-    shape = (xp.shape[0], out_hw[0], out_hw[1], xp.shape[1], kernel[0], kernel[1])
-    strides = (sN, sH * stride[0], sW * stride[1], sC, sH * dilation[0], sW * dilation[1])
+    sN, sH, sW, sC = xp.strides
+    shape = (xp.shape[0], out_hw[0], out_hw[1], kernel[0], kernel[1], xp.shape[3])
+    strides = (sN, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1], sC)
     return as_strided(xp, shape, strides, writeable=False)
 
 
 def add_windows(dxp: np.ndarray, dwin: np.ndarray, stride: tuple, dilation: tuple) -> None:
-    """The adjoint of windows() (col2im): add each window's gradient (N, OH, OW, C, kh, kw) back onto dxp.
+    """The adjoint of windows() (col2im): add the windows' gradients dwin (kh, kw, N, OH, OW, C) onto dxp (N, H, W, C).
 
-    A pixel that lies in several windows gets the sum of their gradients; one strided slice per kernel
-    position (kh * kw additions) covers every window at once.
+    dwin[p, q] holds, for every window, the gradient of its element (p, q); a pixel that lies in several
+    windows gets the sum of their gradients. One strided slice per kernel position covers every window.
     """
-    _, OH, OW, _, kh, kw = dwin.shape
+    kh, kw, _, OH, OW, _ = dwin.shape
     for p in range(kh):
         for q in range(kw):
             r, c = p * dilation[0], q * dilation[1]
-            dxp[:, :, r:r + stride[0] * (OH - 1) + 1:stride[0], c:c + stride[1] * (OW - 1) + 1:stride[1]] += \
-                dwin[:, :, :, :, p, q].transpose(0, 3, 1, 2)
+            dxp[:, r:r + stride[0] * (OH - 1) + 1:stride[0], c:c + stride[1] * (OW - 1) + 1:stride[1]] += dwin[p, q]
 
 
-def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def channels_last_padded(x: np.ndarray, pads) -> np.ndarray:
+    """(N, C, H, W) -> (N, H + top + bottom, W + left + right, C) with zeros around: each pixel's C channels side
+    by side in memory, so that im2col copies runs of C numbers (the arrays conv2d returns are laid out so too)."""
+    N, C, H, W = x.shape
+    (top, bottom), (left, right) = pads
+    xp = np.zeros((N, H + top + bottom, W + left + right, C), x.dtype)
+    xp[:, top:top + H, left:left + W] = x.transpose(0, 2, 3, 1)
+    return xp
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
@@ -70,7 +75,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                            f"input of shape {x.shape} with {x.shape[1]}; make in_channels match the input "
                            "(or use LazyConv2d, which learns it from the first input)")
     if x.dtype != w.dtype:
-        raise TypeError(f"conv2d: got a {x.dtype} input but the weights are {w.dtype}; convert the input with "
+        raise RuntimeError(f"conv2d: got a {x.dtype} input but the weights are {w.dtype}; convert the input with "
                         f".to(dm.{w.dtype}) or the model with .to()")
     if padding == 'same':
         total = [d * (k - 1) for d, k in zip(dilation, (kh, kw))]
@@ -79,32 +84,34 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         pads = [(0, 0), (0, 0)]
     else:
         pads = [(p, p) for p in _pair(padding, 'padding')]
-    OH = (x.shape[2] + sum(pads[0]) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    OW = (x.shape[3] + sum(pads[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    N, H, W = x.shape[0], x.shape[2], x.shape[3]
+    OH = (H + sum(pads[0]) - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    OW = (W + sum(pads[1]) - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     if OH < 1 or OW < 1:
         raise RuntimeError(f"conv2d: input of shape {x.shape} (padded by {pads}) is smaller than the kernel "
                            f"{(kh, kw)} with dilation {dilation}; pad it more or use a smaller kernel")
-    xp = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1])) if any(map(any, pads)) else x
-    # im2col: one row per output pixel (n, i, j), holding its window (c, p, q) flattened
-    cols = windows(xp, (kh, kw), stride, dilation, (OH, OW)).reshape(-1, C * kh * kw)
-    w2 = w.reshape(O, -1)
+    xp = channels_last_padded(x, pads)
+    # im2col: one row per output pixel (n, i, j), holding its window (p, q, c) flattened
+    cols = windows(xp, (kh, kw), stride, dilation, (OH, OW)).reshape(N * OH * OW, kh * kw * C)
+    w2 = w.transpose(0, 2, 3, 1).reshape(O, kh * kw * C)  # each filter flattened in the same (p, q, c) order
     # out[n, o, i, j] = sum_{c,p,q} x[n, c, i*s + p*d, j*s + q*d] w[o, c, p, q]  (+ b[o]): one matmul
     out = cols @ w2.T
     if bias is not None:
         out += bias._data
-    out = out.reshape(x.shape[0], OH, OW, O).transpose(0, 3, 1, 2)  # a view in (N, O, OH, OW) order
-    need_x, shape_p = input.requires_grad, xp.shape
+    out = out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)  # (N, O, OH, OW), each pixel's channels side by side
+    need_x = input.requires_grad
 
     def backward(g):
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, O)        # one row per output pixel, as cols
-        dw = (g2.T @ cols).reshape(w.shape)                # dL/dw = sum over pixels of g (x) window
-        db = g2.sum(0) if bias is not None else None       # dL/db = sum of g over batch and pixels
+        g2 = g.transpose(0, 2, 3, 1).reshape(N * OH * OW, O)   # one row per output pixel, as cols
+        dw = (g2.T @ cols).reshape(O, kh, kw, C).transpose(0, 3, 1, 2)  # dL/dw = sum over pixels of g (x) window
+        db = g2.sum(0) if bias is not None else None           # dL/db = sum of g over batch and pixels
         dx = None
-        if need_x:                                         # dL/dwindow = g @ w, then each window back to its pixels
-            dwin = (g2 @ w2).reshape(x.shape[0], OH, OW, C, kh, kw)
-            dxp = np.zeros(shape_p, x.dtype)
+        if need_x:                                             # dL/dwindow = g @ w, then each window to its pixels
+            wk = w.transpose(2, 3, 0, 1).reshape(kh * kw, O, C)  # one (O, C) matrix per kernel position (p, q)
+            dwin = np.matmul(g2, wk).reshape(kh, kw, N, OH, OW, C)  # dL/d(element (p, q) of each window)
+            dxp = np.zeros(xp.shape, g.dtype)
             add_windows(dxp, dwin, stride, dilation)
-            dx = dxp[:, :, pads[0][0]:shape_p[2] - pads[0][1], pads[1][0]:shape_p[3] - pads[1][1]]
+            dx = dxp[:, pads[0][0]:pads[0][0] + H, pads[1][0]:pads[1][0] + W].transpose(0, 3, 1, 2)
         return (dx, dw) if bias is None else (dx, dw, db)
     parents = (input, weight) if bias is None else (input, weight, bias)
     return Tensor._result(out, parents, 'conv2d', backward)
@@ -172,10 +179,14 @@ class LazyConv2d(Conv2d):
                  bias: bool = True, padding_mode: str = 'zeros'):
         super().__init__(None, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
 
+    def initialize_parameters(self, input: Tensor) -> None:
+        """Give the parameters their shapes and values from the first input (PyTorch's name for this step)."""
+        if not isinstance(input, Tensor) or input.ndim not in (3, 4):
+            raise RuntimeError("LazyConv2d expects an input of shape (N, C, H, W) or (C, H, W), got "
+                               f"{getattr(input, 'shape', type(input).__name__)}")
+        self.reset_parameters(input.shape[-3])  # the same Parameter objects get their values: optimizers keep them
+
     def forward(self, input: Tensor) -> Tensor:
         if self.weight._data is None:
-            if not isinstance(input, Tensor) or input.ndim not in (3, 4):
-                raise RuntimeError("LazyConv2d expects an input of shape (N, C, H, W) or (C, H, W), got "
-                                   f"{getattr(input, 'shape', type(input).__name__)}")
-            self.reset_parameters(input.shape[-3])
+            self.initialize_parameters(input)
         return super().forward(input)

@@ -123,34 +123,3 @@ class CrossEntropyLoss(Module):
 
     def forward(self, input, target):
         return F.cross_entropy(input, target)
-
-
-class GELU(Module):
-    """x * Phi(x) (Phi: the standard normal's CDF); approximate='tanh' for the tanh formula."""
-
-    def __init__(self, approximate: str = 'none'):
-        super().__init__()
-        self.approximate = approximate
-
-    def forward(self, input):
-        return F.gelu(input, self.approximate)
-
-    def extra_repr(self):
-        return f'approximate={self.approximate!r}'
-
-
-class Softmax(Module):
-    """exp(x_i) / sum_j exp(x_j) along dim: positive numbers that sum to 1."""
-
-    def __init__(self, dim: int | None = None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        if self.dim is None:
-            raise ValueError("Softmax() needs dim (PyTorch guesses it, with a deprecation warning): "
-                             "write nn.Softmax(dim=-1) for the last dimension")
-        return F.softmax(input, self.dim)
-
-    def extra_repr(self):
-        return f'dim={self.dim}'

@@ -1,7 +1,7 @@
 """Pooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d (each op beside its backward), and their layers.
 
 Pooling works on each (image, channel) plane alone, so the ops view the input (..., H, W) as B planes
-(B, 1, H, W) and reuse convolution's strided windows: (B, OH, OW, 1, kh, kw), without copying.
+(B, H, W, 1) and reuse convolution's strided windows: (B, OH, OW, kh, kw, 1), without copying.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _pool_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> in
 
 
 def _setup(input: Tensor, kernel_size, stride, padding, dilation, ceil_mode, name: str):
-    """The planes (B, 1, H, W), the sizes as pairs, and the output height and width, with checks."""
+    """The planes (B, H, W, 1), the sizes as pairs, and the output height and width, with checks."""
     x = input._data
     if x.ndim not in (3, 4):
         raise RuntimeError(f"{name} expects an input of shape (N, C, H, W) or (C, H, W), got {tuple(x.shape)}")
@@ -36,18 +36,18 @@ def _setup(input: Tensor, kernel_size, stride, padding, dilation, ceil_mode, nam
     if min(out) < 1:
         raise RuntimeError(f"{name}: input of shape {x.shape} is too small for kernel {k} with padding {p}; "
                            f"the output would be {out}")
-    return x.reshape(-1, 1, *x.shape[-2:]), k, s, p, d, out
+    return x.reshape(-1, *x.shape[-2:], 1), k, s, p, d, out
 
 
 def _padded(planes: np.ndarray, k, s, p, d, out, fill: float) -> np.ndarray:
     """planes padded by p on each side with fill, plus what ceil_mode's last windows need on the right."""
-    extra = [max(0, (out[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - planes.shape[i + 2] - 2 * p[i]) for i in (0, 1)]
-    widths = ((0, 0), (0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1]))
+    extra = [max(0, (out[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 - planes.shape[i + 1] - 2 * p[i]) for i in (0, 1)]
+    widths = ((0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1]), (0, 0))
     return np.pad(planes, widths, constant_values=fill) if any(map(any, widths)) else planes
 
 
 def _unpad(dxp: np.ndarray, p, shape) -> np.ndarray:
-    return dxp[:, :, p[0]:p[0] + shape[-2], p[1]:p[1] + shape[-1]].reshape(shape)
+    return dxp[:, p[0]:p[0] + shape[-2], p[1]:p[1] + shape[-1]].reshape(shape)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -65,7 +65,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
         dwin = np.zeros(win.shape, g.dtype)
         np.put_along_axis(dwin, arg, g.reshape(len(planes), OH, OW, 1), -1)
         dxp = np.zeros(xp.shape, g.dtype)
-        add_windows(dxp, dwin.reshape(len(planes), OH, OW, 1, *k), s, d)
+        add_windows(dxp, np.moveaxis(dwin.reshape(len(planes), OH, OW, *k, 1), (3, 4), (0, 1)), s, d)
         return (_unpad(dxp, p, input.shape),)
     result = Tensor._result(out, (input,), 'max_pool2d', backward)
     if not return_indices:
@@ -87,18 +87,18 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
         divisor = np.asarray(divisor_override, xp.dtype)
     else:  # how many numbers each window averages: count the ones of a mask the way PyTorch counts
         H, W = input.shape[-2:]
-        mask = np.zeros((1, 1) + xp.shape[2:], xp.dtype)
+        mask = np.zeros((1,) + xp.shape[1:], xp.dtype)
         if count_include_pad:
-            mask[:, :, :H + 2 * p[0], :W + 2 * p[1]] = 1  # the padding counts, what ceil_mode adds does not
+            mask[:, :H + 2 * p[0], :W + 2 * p[1]] = 1  # the padding counts, what ceil_mode adds does not
         else:
-            mask[:, :, p[0]:p[0] + H, p[1]:p[1] + W] = 1
+            mask[:, p[0]:p[0] + H, p[1]:p[1] + W] = 1
         divisor = windows(mask, k, s, d, (OH, OW)).sum(axis=(3, 4, 5))
     out = (total / divisor).astype(xp.dtype).reshape(input.shape[:-2] + (OH, OW))
 
     def backward(g):
         # d mean/d x = 1/divisor for every element of the window
         share = (g.reshape(len(planes), OH, OW) / divisor).astype(g.dtype)
-        dwin = np.broadcast_to(share[:, :, :, None, None, None], (len(planes), OH, OW, 1) + k)
+        dwin = np.broadcast_to(share[None, None, :, :, :, None], k + (len(planes), OH, OW, 1))
         dxp = np.zeros(xp.shape, g.dtype)
         add_windows(dxp, dwin, s, d)
         return (_unpad(dxp, p, input.shape),)
@@ -125,8 +125,12 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     # averaging a rectangle = averaging its rows, then its columns: out = A_h @ x @ A_w^T (per plane)
     Ah, Aw = _averaging_matrix(x.shape[-2], OH, x.dtype), _averaging_matrix(x.shape[-1], OW, x.dtype)
     out = Ah @ x @ Aw.T
-    # d(A_h x A_w^T)/dx = A_h^T g A_w
-    return Tensor._result(out, (input,), 'adaptive_avg_pool2d', lambda g: (Ah.T @ g @ Aw,))
+
+    def backward(g):
+        dx = np.empty_like(x)  # laid out in memory as x is (conv2d's outputs: channels last), so later ops stay fast
+        dx[...] = Ah.T @ g @ Aw  # d(A_h x A_w^T)/dx = A_h^T g A_w
+        return (dx,)
+    return Tensor._result(out, (input,), 'adaptive_avg_pool2d', backward)
 
 
 class MaxPool2d(Module):

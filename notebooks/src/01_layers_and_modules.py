@@ -386,6 +386,117 @@ print('params["out.bias"].grad:', params['out.bias'].grad.shape)
 print('model.out.bias.grad:    ', model.out.bias.grad)
 
 # %% [markdown]
+# ## 1.9 The Gluon seed on d2lmod
+#
+# The MXNet edition of this chapter no longer runs: MXNet 1.9.1, its last release, stops at `import mxnet` on
+# any NumPy from 1.24 on (it still asks for `np.bool`). `d2lmod.compat.mxnet` offers Gluon's names, built
+# from the modules of this lesson: a `Block` is a `Module`, `nn.Dense(256, activation='relu')` is a lazy
+# linear layer with its activation attached, `initialize()` only chooses how the weights will start (the
+# shapes are settled on the first call, as Gluon does), and `gluon.Constant` is a registered buffer: saved and
+# moved with the model, never trained. The cell below is that edition's code as written; only its import lines
+# say `d2lmod.compat.mxnet` where they said `mxnet`. The input is this lesson's `X`, a d2lmod tensor of shape
+# (2, 20), which is what the compatibility layer's arrays are.
+
+# %%
+from d2lmod.compat.mxnet import np, npx
+from d2lmod.compat.mxnet.gluon import nn
+npx.set_np()
+
+class MLP(nn.Block):
+    def __init__(self):
+        # Call the constructor of the MLP parent class nn.Block to perform
+        # the necessary initialization
+        super().__init__()
+        self.hidden = nn.Dense(256, activation='relu')
+        self.out = nn.Dense(10)
+    # Define the forward propagation of the model, that is, how to return the
+    # required model output based on the input X
+    def forward(self, X):
+        return self.out(self.hidden(X))
+
+class MySequential(nn.Block):
+    def __init__(self):
+        super().__init__()
+        # Keep strong refs ourselves: _children in Gluon 2.0 holds weakrefs,
+        # so we'd otherwise lose blocks to GC right after add() returns.
+        self._layers = []
+    def add(self, block):
+        # block is an instance of a Block subclass. register_child tracks it
+        # for parameter discovery; the strong ref in self._layers keeps it
+        # alive (matches the upstream nn.Sequential pattern).
+        self._layers.append(block)
+        self.register_child(block)
+    def forward(self, X):
+        # _children.values() yields weakrefs; call them to dereference.
+        for block in self._children.values():
+            X = block()(X)
+        return X
+
+from d2lmod.compat.mxnet import gluon
+class FixedHiddenMLP(nn.Block):
+    def __init__(self):
+        super().__init__()
+        # Random weight parameters wrapped in gluon.Constant are not updated
+        # during training (i.e., constant parameters)
+        self.rand_weight = gluon.Constant(np.random.uniform(size=(20, 20)))
+        self.dense = nn.Dense(20, activation='relu')
+    def forward(self, X):
+        X = self.dense(X)
+        # Use the created constant parameters, as well as the relu and dot
+        # functions
+        X = npx.relu(np.dot(X, self.rand_weight.data()) + 1)
+        # Reuse the fully connected layer. This is equivalent to sharing
+        # parameters with two fully connected layers
+        X = self.dense(X)
+        # Control flow
+        while np.abs(X).sum() > 1:
+            X /= 2
+        return X.sum()
+
+class NestMLP(nn.Block):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential()
+        self.net.add(nn.Dense(64, activation='relu'),
+                     nn.Dense(32, activation='relu'))
+        self.dense = nn.Dense(16, activation='relu')
+    def forward(self, X):
+        return self.dense(self.net(X))
+
+chimera = nn.Sequential()
+chimera.add(NestMLP(), nn.Dense(20), FixedHiddenMLP())
+chimera.initialize()
+chimera(X)
+
+# %% [markdown]
+# Gluon's blocks are d2lmod modules, so `summary` reads them like any other model. Before the first call the
+# `Dense` layers do not know their input sizes; after it, the chimera holds 4,712 trainable numbers, the same
+# as the PyTorch-style chimera of section 1.6, and the constant's 400 numbers are counted apart, as a buffer
+# that is saved but never trained:
+
+# %%
+print(summary(chimera, X))
+print('the constant in state_dict:', '2.rand_weight' in chimera.state_dict(),
+      '| among the parameters:', '2.rand_weight' in dict(chimera.named_parameters()))
+
+# %% [markdown]
+# The book's other cells print the shapes of `MLP`, `MySequential` and `FixedHiddenMLP` outputs:
+
+# %%
+for block in (MLP(), MySequential(), FixedHiddenMLP()):
+    if isinstance(block, MySequential):
+        block.add(nn.Dense(256, activation='relu'))
+        block.add(nn.Dense(10))
+    block.initialize()
+    print(type(block).__name__, block(X).shape)
+
+# %% [markdown]
+# The rest of this lesson speaks d2lmod's own (PyTorch) spelling again:
+
+# %%
+from d2lmod import nn  # noqa: E402,F811
+
+# %% [markdown]
 # ## Summary
 #
 # - Layers, blocks and models are all `Module`s: they take input, return output, let gradients through,
