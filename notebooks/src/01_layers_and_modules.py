@@ -318,6 +318,91 @@ Explorer(chimera, X)
 # Large architectures are this same nesting, repeated: a ResNet is a sequence of residual blocks made of
 # convolutions, a Transformer a stack of identical attention-plus-MLP blocks.
 #
+# ## The book's own PyTorch code, run on d2lmod
+#
+# d2lmod keeps PyTorch's names and behaviour, so the book's PyTorch cells run on it as they are printed. The
+# cells below are copied from the book's chapter unchanged except for the imports: `import d2lmod as torch`
+# instead of `import torch`. (We keep our own input `X` aside, since the book's cells make a new one.)
+
+# %%
+X_lesson = X
+
+# %%
+import d2lmod as torch
+from d2lmod import nn
+from d2lmod.nn import functional as F
+
+net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+
+X = torch.rand(2, 20)
+net(X).shape
+
+# %% [markdown]
+# Tied parameters, from the book's section on parameter management: `.data` is a tensor that shares the
+# weight's memory, so writing one element through it shows in both uses of the shared layer.
+
+# %%
+# We need to give the shared layer a name so that we can refer to its
+# parameters
+shared = nn.LazyLinear(8)
+net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(),
+                    shared, nn.ReLU(),
+                    shared, nn.ReLU(),
+                    nn.LazyLinear(1))
+net(X)
+# Check whether the parameters are the same
+print(net[2].weight.data[0] == net[4].weight.data[0])
+net[2].weight.data[0, 0] = 100
+# Make sure that they are actually the same object rather than just having the
+# same value
+print(net[2].weight.data[0] == net[4].weight.data[0])
+
+# %% [markdown]
+# A layer with its own parameters, from the book's section on custom layers (it reads `self.weight.data`, so,
+# as the book's version does, it trains nothing: the `.data` tensors are outside the graph):
+
+# %%
+class MyLinear(nn.Module):
+    def __init__(self, in_units, units):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_units, units))
+        self.bias = nn.Parameter(torch.randn(units,))
+
+    def forward(self, X):
+        linear = torch.matmul(X, self.weight.data) + self.bias.data
+        return F.relu(linear)
+
+
+net = nn.Sequential(MyLinear(64, 8), MyLinear(8, 1))
+net(torch.rand(2, 64))
+
+# %% [markdown]
+# And the book's GPU helpers. This machine has no GPU, so `try_gpu()` falls back to the CPU, as it does in
+# PyTorch; asking for a GPU directly (`X.cuda()`) fails with PyTorch's error and a sentence on what to do.
+
+# %%
+def cpu():  #@save
+    return torch.device('cpu')
+
+def gpu(i=0):  #@save
+    return torch.device(f'cuda:{i}')
+
+def num_gpus():  #@save
+    return torch.cuda.device_count()
+
+def try_gpu(i=0):  #@save
+    """Return gpu(i) if exists, otherwise return cpu()."""
+    if num_gpus() >= i + 1:
+        return gpu(i)
+    return cpu()
+
+X = torch.ones(2, 3, device=try_gpu())
+X, X.device, gpu(1)
+
+# %%
+X = X_lesson  # back to the lesson's own input
+
+# %% [markdown]
 # ## 1.7 The same models in PyTorch, Flax and Gluon
 #
 # d2lmod spells everything as PyTorch does, so the first column below is also d2lmod (with `dm` for

@@ -47,10 +47,12 @@ print(type(last.weight).__name__, last.weight.shape, last.bias.shape)
 print(last.bias)
 
 # %% [markdown]
-# `.data` holds the numbers (a NumPy array); `.grad` stays `None` until a backward pass reaches the parameter.
+# `.data` is the same numbers as a plain tensor: it shares the parameter's memory but is cut from the graph, so
+# autograd does not see what is done through it (handy for looking, risky for computing). `.grad` stays `None`
+# until a backward pass reaches the parameter.
 
 # %%
-print(type(last.bias.data).__name__, last.bias.data.dtype)
+print(type(last.bias.data).__name__, last.bias.data.dtype, 'requires_grad:', last.bias.data.requires_grad)
 print('grad before backward:', last.bias.grad)
 net(X).sum().backward()                  # the sum over 2 examples: d(sum)/d(bias) = 2
 print('grad after backward: ', last.bias.grad)
@@ -111,7 +113,7 @@ tied = nn.Sequential(nn.LazyLinear(8), nn.ReLU(),
                      nn.LazyLinear(1))
 tied(X)
 print(tied[2].weight is tied[4].weight)
-before = tied[2].weight.data[0, 0]
+before = tied[2].weight.data[0, 0].item()   # a number: data[0, 0] itself would be a view
 tied[2].weight.data[0, 0] = 100.0        # change one "copy" ...
 print(tied[4].weight.data[0, 0])         # ... and the other changed: it is the same tensor
 tied[2].weight.data[0, 0] = before
@@ -291,7 +293,7 @@ def init_normal(module):
 
 dm.manual_seed(0)
 net.apply(init_normal)
-print(net[0].weight.data[0, :4].round(4), net[0].bias.data[:4])
+print(net[0].weight.data[0, :4], net[0].bias.data[:4])
 
 # %%
 def init_constant(module):
@@ -306,7 +308,7 @@ print(net[2].weight.data)
 # ## Summary
 #
 # - Parameters are found by position (`net[2]`), attribute (`.weight`) or dotted name (`'net.2.weight'`);
-#   `.data` holds the numbers and `.grad` the gradient after `backward()`.
+#   `.data` is the numbers as a tensor outside the graph and `.grad` the gradient after `backward()`.
 # - Using one layer object twice ties its weights. There is one tensor; its gradient is the sum of the
 #   gradients of each use, and one optimizer step updates both uses.
 # - `named_parameters()` lists a tied parameter once, `state_dict()` under each path; a summary counts it once

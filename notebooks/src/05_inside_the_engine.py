@@ -13,6 +13,8 @@
 # - read an operation's forward computation and its backward rule, and write a new operation yourself;
 # - follow `backward()`: the order it visits the graph in, the chain rule at each node, the sum for a
 #   tensor used twice, and the undoing of broadcasting;
+# - explain why changing a tensor in place can make `backward()` refuse, and why a second `backward()` needs
+#   `retain_graph=True`;
 # - draw the graph of an expression and of a loop whose length depends on the data;
 # - check any backward rule against finite differences, and catch a wrong one.
 
@@ -25,7 +27,7 @@ import numpy as np
 import d2lmod as dm
 from d2lmod import nn
 from d2lmod.nn import functional as F
-from d2lmod.tensor import Tensor, unbroadcast
+from d2lmod.tensor import Tensor, _check_saved, unbroadcast
 from d2lmod.widgets import GraphView
 
 dm.manual_seed(0)
@@ -48,8 +50,9 @@ c = a * b + a
 print(c)
 
 # %% [markdown]
-# `grad_fn=<add>` says that `c` was made by an addition. Besides its numbers (`.data`, a NumPy array) a
-# tensor holds four things about its history:
+# `grad_fn=<add>` says that `c` was made by an addition. Besides its numbers (`._data`, a NumPy array; the
+# public `.data` is a tensor sharing those numbers, cut from the graph) a tensor holds four things about its
+# history:
 #
 # | field | what it holds |
 # |---|---|
@@ -61,7 +64,7 @@ print(c)
 # %%
 def describe(t, name):
     parents = ', '.join(p._op or 'leaf' for p in t._parents)
-    print(f'{name}: data={t.data}, _op={t._op or "(leaf)"!r}, parents=({parents}), '
+    print(f'{name}: _data={t._data}, _op={t._op or "(leaf)"!r}, parents=({parents}), '
           f'requires_grad={t.requires_grad}')
 
 
@@ -92,8 +95,9 @@ show(dm.ops.mul)
 #    $\partial y/\partial b = a$, so an incoming gradient `g` becomes `g * b` for `a` and `g * a` for `b`
 #    (each computed only if that input needs a gradient: in `x * 2`, nothing goes back to the 2).
 #
-# The rule *captures* the arrays `ad` and `bd`: it remembers the inputs' values at the time of the forward
-# pass, which it needs later. `result` is `Tensor._result`:
+# The rule *captures* the arrays `ad` and `bd`: it will read the inputs' values later, during `backward`. The
+# last argument of `result` says which inputs those are (the rule for `a` reads `b`, the rule for `b` reads
+# `a`); section 5.6 shows why the engine wants to know. `result` is `Tensor._result`:
 
 # %%
 show(Tensor._result)
@@ -159,13 +163,18 @@ c.backward()
 print('a.grad =', a.grad.item(), '  b.grad =', b.grad.item())
 
 # %% [markdown]
-# `.grad` is **added to**, never overwritten. A second backward through the same graph doubles it, which is why
-# a training loop calls `zero_grad()` before every `backward()`:
+# `.grad` is **added to**, never overwritten, which is why a training loop calls `zero_grad()` before every
+# `backward()`. To see it, run backward through a fresh graph twice. The first call says
+# `retain_graph=True`: normally `backward` frees the values the rules kept (section 5.6), and a second call
+# through the same `mul` would be refused.
 
 # %%
-c.backward()
-print('after a second backward: a.grad =', a.grad.item())
+c = a * b + a
 a.grad = b.grad = None   # what zero_grad() does for every parameter
+c.backward(retain_graph=True)
+c.backward()
+print('after two backward calls: a.grad =', a.grad.item())
+a.grad = b.grad = None
 
 # %% [markdown]
 # ## 5.4 Broadcasting, undone
@@ -240,7 +249,65 @@ for scale in [1, 10, 100]:
 GraphView(fixed(X * 100), model=fixed)
 
 # %% [markdown]
-# ## 5.6 Checking a backward rule
+# ## 5.6 In-place updates, version counters, and a graph used once
+#
+# `X /= 2` writes the new numbers into the memory `X` already has, as PyTorch does, so everything that shares
+# that memory (a view such as `X[0]`, or `X.detach()`) sees the change. That is fast and often what you want,
+# but it is dangerous for autograd: a rule that captured `X`'s array would read the *new* numbers during
+# `backward`, and quietly compute a wrong gradient.
+#
+# The engine guards against that with one integer per tensor, its **version**: every in-place write adds 1 (a
+# view shares its counter with the tensor it views). When an op records its rule, `_result` also notes the
+# version of each value the rule will read, in `_saved`. Before `backward` runs a rule, it compares:
+
+# %%
+show(_check_saved)
+
+# %% [markdown]
+# `exp` keeps its output ($\frac{d}{da} e^a = e^a$), so changing that output in place makes its rule refuse,
+# exactly as PyTorch's does:
+
+# %%
+w = dm.tensor([0.0, 1.0], requires_grad=True)
+y = w.exp()
+print('version of y before:', y._version)
+y += 1                    # writes into y's memory: the e^a that exp's rule wanted is gone
+print('version of y after: ', y._version)
+try:
+    y.sum().backward()
+except RuntimeError as error:
+    print('RuntimeError:', str(error)[:120], '...')
+
+# %% [markdown]
+# When no rule needs the old numbers, an in-place update is fine, and the history stays right: `z = x * 2`
+# keeps only the 2, so `x *= 3` afterwards does not disturb it. The tensor `x` takes a new history (a `mul` of
+# its old self and 3), and its old self lives on as a node of its own (`x._before`) that keeps the old history,
+# so that `z`'s gradient still flows through it. (Its numbers are gone, overwritten; only when the update's own
+# rule needs them, as `x *= w` does for `w`'s gradient, does the node keep a copy.)
+
+# %%
+w.grad = None
+x = w * 1
+z = x * 2
+x *= 3
+print('x is now made by:', x._op, '  its old self was made by:', x._before._op)
+(z.sum() + x.sum()).backward()
+print('w.grad =', w.grad, ' (2 through z, 3 through x)')
+
+# %% [markdown]
+# Two more rules, both PyTorch's. A **leaf that requires grad** (a parameter) may not be changed in place while
+# recording: its `.grad` would no longer belong to the values it holds. Optimizers and `nn.init` change
+# parameters under `dm.no_grad()`, which is the one place where that is allowed. And `backward` **frees** what
+# the rules kept once it has used them (the last lines of `backward` above), so the memory of a training step
+# goes as soon as the step is done; a second `backward` through the same graph then fails unless the first was
+# told `retain_graph=True`. An op that keeps nothing (an `add`) can be run through again, in PyTorch too.
+#
+# PyTorch keeps the history in separate node objects (`grad_fn`), one per op; in d2lmod the tensor itself is the
+# node, which makes the graph easy to print and draw. The price is the extra node an in-place update leaves
+# behind, and the `_before` link that leads to it.
+
+# %% [markdown]
+# ## 5.7 Checking a backward rule
 #
 # A wrong backward rule does not crash: it quietly returns wrong gradients, and the model trains badly or not
 # at all. The cure is to compare it with what the definition of a derivative says. Nudge one input number by a
@@ -254,15 +321,16 @@ GraphView(fixed(X * 100), model=fixed)
 # %%
 def numerical_grad(f, t, eps=1e-6):
     """df/dt by central differences: f() computes a one-element tensor from t (and other fixed tensors)."""
-    grad = np.zeros_like(t.data)
+    values = t.detach().numpy()           # a NumPy array sharing t's memory: writing to it changes t
+    grad = np.zeros_like(values)
     with dm.no_grad():                    # only the values are needed here
         for i in np.ndindex(t.shape):
-            old = t.data[i]
-            t.data[i] = old + eps
+            old = values[i]
+            values[i] = old + eps
             up = f().item()
-            t.data[i] = old - eps
+            values[i] = old - eps
             down = f().item()
-            t.data[i] = old               # put the number back
+            values[i] = old               # put the number back
             grad[i] = (up - down) / (2 * eps)
     return grad
 
@@ -282,9 +350,9 @@ def loss_fn():
 
 loss_fn().backward()
 for name, p in small.named_parameters():
-    error = np.abs(p.grad.data - numerical_grad(loss_fn, p)).max() / np.abs(p.grad.data).max()
+    error = np.abs(p.grad.numpy() - numerical_grad(loss_fn, p)).max() / np.abs(p.grad.numpy()).max()
     print(f'{name:9s} shape {str(p.shape):7s} relative error below 1e-6: {error < 1e-6}')
-print('first layer bias, backward  :', small[0].bias.grad.data.round(4))
+print('first layer bias, backward  :', small[0].bias.grad.numpy().round(4))
 print('first layer bias, numerical :', numerical_grad(loss_fn, small[0].bias).round(4))
 
 # %% [markdown]
@@ -293,13 +361,13 @@ print('first layer bias, numerical :', numerical_grad(loss_fn, small[0].bias).ro
 
 # %%
 def sigmoid_wrong(a):
-    s = 1 / (1 + np.exp(-a.data))
+    s = 1 / (1 + np.exp(-a._data))
     return Tensor._result(s, (a,), 'sigmoid_wrong', lambda g: (g * s,))   # should be g * s * (1 - s)
 
 
 x = dm.tensor([-2.0, 0.0, 1.5], dtype=dm.float64, requires_grad=True)
 sigmoid_wrong(x).sum().backward()
-print('backward  :', x.grad.data.round(4))
+print('backward  :', x.grad.numpy().round(4))
 print('numerical :', numerical_grad(lambda: sigmoid_wrong(x).sum(), x).round(4))
 
 # %% [markdown]
@@ -308,13 +376,13 @@ print('numerical :', numerical_grad(lambda: sigmoid_wrong(x).sum(), x).round(4))
 
 # %%
 def sigmoid_right(a):
-    s = 1 / (1 + np.exp(-a.data))
-    return Tensor._result(s, (a,), 'sigmoid_right', lambda g: (g * s * (1 - s),))
+    s = 1 / (1 + np.exp(-a._data))
+    return Tensor._result(s, (a,), 'sigmoid_right', lambda g: (g * s * (1 - s),), (None,))  # it reads its output
 
 
 x.grad = None
 sigmoid_right(x).sum().backward()
-print('backward  :', x.grad.data.round(4))
+print('backward  :', x.grad.numpy().round(4))
 print('numerical :', numerical_grad(lambda: sigmoid_right(x).sum(), x).round(4))
 
 # %% [markdown]
@@ -331,6 +399,8 @@ print('numerical :', numerical_grad(lambda: sigmoid_right(x).sum(), x).round(4))
 #   rule, **adds** the shares of a tensor used twice, sums broadcast gradients down with `unbroadcast`, and
 #   **adds** the result into each leaf's `.grad`.
 # - The graph is recorded as the code runs, so loops and branches in `forward` are simply part of it.
+# - In-place updates write into shared memory and bump the tensor's version; a rule whose kept values changed
+#   since refuses to run, and `backward` frees kept values afterwards (`retain_graph=True` keeps them).
 # - Check a backward rule with central differences in float64; a wrong rule trains silently badly.
 #
 # ## Exercises
@@ -343,7 +413,8 @@ print('numerical :', numerical_grad(lambda: sigmoid_right(x).sum(), x).round(4))
 #    products that can give gradients of the shapes of `a` and `b`.
 # 4. Run `numerical_grad` on `small` in float32 (leave out `.double()` and the `dtype`). How large does the
 #    relative error get, and which $\varepsilon$ works best?
-# 5. Why does `mul` capture `a.data` in the variable `ad` instead of reading `a.data` inside its rule? Think of
-#    `X /= 2` in the loop above.
+# 5. `y = w * w; w.data.add_(1)` does not fail at `backward`, but `y = w * w` followed by `with dm.no_grad():
+#    w += 1` does. Which version counter does each one bump, and which gradient is wrong in the first case?
+#    (PyTorch behaves the same: this is why `.data` is risky and `no_grad()` is the safe way.)
 # 6. `GraphView(fixed(X * 0.001), model=fixed)`: how many halvings now? What is the gradient of the output with
 #    respect to `fixed.linear.bias` when the loop does not run at all?
