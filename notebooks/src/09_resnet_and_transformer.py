@@ -356,8 +356,8 @@ print(transformer(X_train[:2]).shape)
 print(summary(transformer, X_train[:2], depth=2))
 
 # %% [markdown]
-# The same tree-folding works here. Twelve blocks, the depth of the first famous Transformer encoders, is
-# again one number in the constructor, and again a tree of well over a hundred modules:
+# The same tree-folding works here. Twelve blocks, the depth of BERT-base, is again one number in the
+# constructor, and again a tree of over a hundred modules:
 
 # %%
 deep_transformer = DigitTransformer(num_blocks=12).double()
