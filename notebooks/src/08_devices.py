@@ -78,7 +78,8 @@ print(try_gpu(), try_gpu(10), try_all_gpus())
 
 # %% [markdown]
 # Here all three answers are the CPU. On a machine with two GPUs they would be `cuda:0`, `cpu` (there is no
-# GPU number 10) and `[cuda:0, cuda:1]`.
+# GPU number 10) and a list of two devices, which prints as
+# `[device(type='cuda', index=0), device(type='cuda', index=1)]`.
 #
 # ## 8.2 Where a tensor lives
 #
