@@ -74,7 +74,8 @@ def train(model, optimizer, epochs):
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    print(f'after {epochs} epochs: train loss {np.mean(losses[-15:]):.3f} (mean of the last epoch), '
+    steps = len(losses) // epochs
+    print(f'after {epochs} epochs: train loss {np.mean(losses[-steps:]):.3f} (mean of the last epoch), '
           f'test accuracy {accuracy(model, X_test, y_test):.3f}')
     return losses
 
