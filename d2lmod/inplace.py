@@ -4,8 +4,9 @@ Three rules, all PyTorch's:
 - a leaf that requires grad (a parameter) may be changed in place only under no_grad() (optimizers, nn.init);
 - every write bumps the tensor's version counter (shared with its views), so that backward can refuse to run
   a rule whose kept values were overwritten since (see Tensor.backward);
-- a recorded update gives the tensor a new history whose parent is the tensor as it was: a copy of the old
-  values that keeps the old history, so ops that used the old value still find it (see Tensor._inputs).
+- a recorded update gives the tensor a new history whose parent is the tensor as it was (a node of its own
+  that keeps the old history), so ops that used the old value still find it (see Tensor._inputs); when the
+  update's own rule needs the old values (x *= w needs x for w's gradient), that node keeps a copy of them.
 """
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
                            "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
     old = self
     if recording:
+        self._version_now()  # a counter that old shares: a rule that reads old is known by it below
         old = Tensor.__new__(Tensor)
-        old.__dict__.update(self.__dict__)             # self's history so far...
-        old._data, old._vc = self._data.copy(), None   # ...with its values before the write
-        others = tuple(old if o is self else o for o in others)  # x += x: both are the old x
+        old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
+        others = tuple([old if o is self else o for o in others])  # x += x: both are the old x
     new = compute(old, *others)
+    if recording and any(counter is self._vc for counter, _ in new._saved):
+        old._data, old._vc = self._data.copy(), None  # the rule reads the old values (x *= w): keep a copy
+        new = compute(old, *others)
     if new.shape != self.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
                            f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")

@@ -19,7 +19,6 @@ class _PerThread(threading.local):
 
 _State = _PerThread()
 _clock = [0]      # how many recorded in-place updates (x *= 2) have happened, in any thread (see Tensor._inputs)
-_FREED = 'freed'             # a node's _saved after backward() has freed what its rule kept
 
 
 class no_grad:
@@ -114,7 +113,7 @@ class Tensor:
     _made_at = 0         # _clock[0] when this tensor was computed (see _inputs)
     _changed_at = 0      # _clock[0] when an in-place update last changed this tensor (0: never)
     _before = None       # after such an update: this tensor as it was before it, a tensor of its own
-    _saved = ()          # ((version counter, version), ...) of the values its _backward reads (see backward)
+    _saved = ()          # ((version counter, version), ...) of the values its _backward reads; None once freed
     _vc = None           # version counter: [how many in-place writes its memory has had], shared with views
     _op = ''             # the op's name, for repr and the visualiser
     _call = None         # the module call that made it
@@ -331,8 +330,12 @@ class Tensor:
             g = grads.pop(node, None)  # complete now: every tensor computed from node has sent its share
             if g is None:
                 continue
-            if node._saved:
-                _check_saved(node)
+            saved = node._saved
+            if saved is None:
+                _check_saved(node)  # freed by an earlier backward: refuse
+            for counter, version in saved:
+                if counter[0] != version:
+                    _check_saved(node)  # a kept value was changed in place since: refuse
             for parent, pg in zip(inputs, node._backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -354,7 +357,7 @@ class Tensor:
         if not retain_graph:  # free what the rules kept (their arrays go with their closures)
             for node, _ in order:
                 if node._saved:
-                    node._saved, node._backward = _FREED, None
+                    node._saved, node._backward = None, None
 
     def _topological_order(self) -> list:
         """(tensor, its inputs) for self and every computed (non-leaf) tensor it depends on that needs a
@@ -380,7 +383,7 @@ class Tensor:
 
 def _check_saved(node: Tensor) -> None:
     """Refuse to run a rule whose kept values are gone (freed by backward) or changed in place since."""
-    if node._saved is _FREED:
+    if node._saved is None:
         raise RuntimeError("Trying to backward through the graph a second time (or directly access saved tensors "
                            "after they have already been freed). Saved intermediate values of the graph are freed "
                            "when you call .backward(); specify retain_graph=True if you need to backward through "

@@ -13,7 +13,7 @@ import tokenize
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / 'd2lmod'
-MAX_TOTAL, MAX_PER_FILE = 1300, 330
+MAX_TOTAL, MAX_PER_FILE = 1550, 330  # 1300 before the PyTorch-fidelity core (devices, in-place, versions, dtypes)
 NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENCODING, tokenize.ENDMARKER}
 # Layer families past the chapter's path and other frameworks' spellings (STYLE.md: each in a file of its own,

@@ -281,8 +281,9 @@ except RuntimeError as error:
 # %% [markdown]
 # When no rule needs the old numbers, an in-place update is fine, and the history stays right: `z = x * 2`
 # keeps only the 2, so `x *= 3` afterwards does not disturb it. The tensor `x` takes a new history (a `mul` of
-# its old self and 3), and its old self lives on as a node of its own (`x._before`), holding a copy of the old
-# numbers and the old history, so that `z`'s gradient still flows through it:
+# its old self and 3), and its old self lives on as a node of its own (`x._before`) that keeps the old history,
+# so that `z`'s gradient still flows through it. (Its numbers are gone, overwritten; only when the update's own
+# rule needs them, as `x *= w` does for `w`'s gradient, does the node keep a copy.)
 
 # %%
 w.grad = None
@@ -302,7 +303,8 @@ print('w.grad =', w.grad, ' (2 through z, 3 through x)')
 # told `retain_graph=True`. An op that keeps nothing (an `add`) can be run through again, in PyTorch too.
 #
 # PyTorch keeps the history in separate node objects (`grad_fn`), one per op; in d2lmod the tensor itself is the
-# node, which makes the graph easy to print and draw. The price is the copy an in-place update leaves behind.
+# node, which makes the graph easy to print and draw. The price is the extra node an in-place update leaves
+# behind, and the `_before` link that leads to it.
 
 # %% [markdown]
 # ## 5.7 Checking a backward rule

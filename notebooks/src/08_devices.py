@@ -78,7 +78,8 @@ print(try_gpu(), try_gpu(10), try_all_gpus())
 
 # %% [markdown]
 # Here all three answers are the CPU. On a machine with two GPUs they would be `cuda:0`, `cpu` (there is no
-# GPU number 10) and `[cuda:0, cuda:1]`.
+# GPU number 10) and a list of two devices, which prints as
+# `[device(type='cuda', index=0), device(type='cuda', index=1)]`.
 #
 # ## 8.2 Where a tensor lives
 #
@@ -257,8 +258,9 @@ print(f'10,000 numbers one by one: {one_by_one * 1e3:.1f} ms; all at once: {all_
 #
 # The practical rules follow from the table: put the model on the device once; move each batch once, as one
 # tensor; keep intermediate results on the device; read numbers back rarely (for example, the mean loss once
-# per epoch rather than `loss.item()` every step). A model as small as this chapter's gains nothing on a GPU;
-# lesson 4's digits network is about the smallest size where a GPU starts to pay off.
+# per epoch rather than `loss.item()` every step). The models of this chapter, lesson 4's digits network
+# included, are far too small to gain anything on a GPU: the gain starts with matrix products of hundreds to
+# thousands of rows and columns, and with large batches.
 #
 # ## Summary
 #

@@ -74,7 +74,8 @@ def train(model, optimizer, epochs):
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    print(f'after {epochs} epochs: train loss {np.mean(losses[-15:]):.3f} (mean of the last epoch), '
+    steps = len(losses) // epochs
+    print(f'after {epochs} epochs: train loss {np.mean(losses[-steps:]):.3f} (mean of the last epoch), '
           f'test accuracy {accuracy(model, X_test, y_test):.3f}')
     return losses
 
@@ -157,12 +158,13 @@ print(summary(small, X_train[:2], depth=2))
 # %% [markdown]
 # ## 9.3 Hundreds of modules, folded
 #
-# The same function with the stages of a ResNet-34, `(3, 4, 6, 3)` blocks, gives a much bigger tree: sixteen
-# residual blocks of five or six modules each. Nothing in the code changed except one tuple: the same recursion
-# of modules inside modules.
+# A ResNet-34 has stages of `(3, 4, 6, 3)` blocks; a ResNet-101 has `(3, 4, 23, 3)` (its blocks have three
+# convolutions instead of two, but the layout is the point here). The same function with that tuple gives a much
+# bigger tree: 33 residual blocks of five modules each, plus the blocks themselves and the stages. Nothing in the
+# code changed except one tuple: the same recursion of modules inside modules.
 
 # %%
-big = ready(resnet(stages=(3, 4, 6, 3)))
+big = ready(resnet(stages=(3, 4, 23, 3)))
 print(len(list(big.modules())), 'modules,', f'{sum(p.numel() for p in big.parameters()):,}', 'parameters')
 
 # %% [markdown]
@@ -170,14 +172,8 @@ print(len(list(big.modules())), 'modules,', f'{sum(p.numel() for p in big.parame
 # into its ancestor, whose row then counts the whole subtree, so the rows still add up to the total:
 
 # %%
-print(summary(big, X_train[:2], depth=1))
-
-# %% [markdown]
-# The tree widget starts folded at the depth you give it. Move the *depth* slider to open every level at
-# once, or select one block and press *fold / unfold* to open just that one (run the notebook to try it):
-
-# %% tags=["nbval-ignore-output"]
-ModuleTree(big, X_train[:2], depth=1)
+table = summary(big, X_train[:2], depth=1)
+print(str(table).split('\nnotes\n')[0])   # the table; its notes name every buffer, one by one
 
 # %% [markdown]
 # Inside the middle row (`1`) are the four stages, and inside each stage its blocks, every one a `Residual` with
@@ -185,7 +181,24 @@ ModuleTree(big, X_train[:2], depth=1)
 
 # %%
 for name, stage in big[1].named_children():
-    print(f'stage {name}: {len(stage)} blocks, {sum(p.numel() for p in stage.parameters()):>9,} parameters')
+    print(f'stage {name}: {len(stage):2d} blocks, {sum(p.numel() for p in stage.parameters()):>9,} parameters')
+
+# %% [markdown]
+# The tree widget starts folded at the depth you give it. Move the *depth* slider to open every level at
+# once, or select a module and press *fold / unfold* to open just that one. The same can be done from code:
+# here we unfold the body (`1`) and then its third stage (`1.2`), and count the rows the tree shows
+# (run the notebook to see and click the tree):
+
+# %%
+tree = ModuleTree(big, X_train[:2], depth=1)
+print('rows shown at depth 1:                ', len(tree.visible()))
+tree.toggle('1')
+print('after unfolding the body (1):         ', len(tree.visible()))
+tree.toggle('1.2')
+print('after unfolding its third stage (1.2):', len(tree.visible()))
+
+# %% tags=["nbval-ignore-output"]
+tree
 
 # %% [markdown]
 # ## 9.4 Training the small ResNet
@@ -344,8 +357,8 @@ print(transformer(X_train[:2]).shape)
 print(summary(transformer, X_train[:2], depth=2))
 
 # %% [markdown]
-# The same tree-folding works here. Twelve blocks, the depth of the first famous Transformer encoders, is
-# again one number in the constructor, and again a tree of well over a hundred modules:
+# The same tree-folding works here. Twelve blocks, the depth of BERT-base, is again one number in the
+# constructor, and again a tree of over a hundred modules:
 
 # %%
 deep_transformer = DigitTransformer(num_blocks=12).double()
@@ -402,7 +415,7 @@ print('buffers in the whole Transformer:', [name for name, _ in transformer.name
 #
 # 1. **A residual block, checked.** Lesson 6's `check_residual` tests your own `Residual(channels,
 #    use_1x1conv, stride)`: shapes, the shortcut, the batch normalisation and the gradients.
-# 2. Remove the shortcut from `Residual` (return `F.relu(Y)`), build `resnet(stages=(3, 4, 6, 3))` and compare
+# 2. Remove the shortcut from `Residual` (return `F.relu(Y)`), build `resnet(stages=(3, 4, 23, 3))` and compare
 #    the first layer's gradient norm with and without shortcuts, as in lesson 4.
 # 3. Train the ResNet in `eval()` mode from the start. What happens to the running statistics, and to the loss?
 # 4. Read the digit as 64 tokens instead: one per pixel, with the brightness 0-16 as the token number fed to an
