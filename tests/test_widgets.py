@@ -381,14 +381,14 @@ module    type            output   calls  params  per call  notes
 (model)   Sequential      ()           1       0         0
 0         NestMLP         (2, 16)      1       0         0
 0.net     Sequential      (2, 32)      1       0         0
-0.net.0   LazyLinear      (2, 64)      1   1,344     1,344  lazy
+0.net.0   Linear          (2, 64)      1   1,344     1,344  lazy
 0.net.1   ReLU            (2, 64)      1       0         0
-0.net.2   LazyLinear      (2, 32)      1   2,080     2,080  lazy
+0.net.2   Linear          (2, 32)      1   2,080     2,080  lazy
 0.net.3   ReLU            (2, 32)      1       0         0
-0.linear  LazyLinear      (2, 16)      1     528       528  lazy
-1         LazyLinear      (2, 20)      1     340       340  lazy
+0.linear  Linear          (2, 16)      1     528       528  lazy
+1         Linear          (2, 20)      1     340       340  lazy
 2         FixedHiddenMLP  ()           1       0         0  plain tensor
-2.linear  LazyLinear      (2, 20)      2     420       840  called, lazy
+2.linear  Linear          (2, 20)      2     420       840  called, lazy
 --------  --------------  -------  -----  ------  --------  ------------
 total                                      4,712     5,132
 

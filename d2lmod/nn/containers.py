@@ -12,10 +12,14 @@ from .module import Module, Parameter
 
 def _position(container, idx) -> int:
     """idx as a position from the start (negative counts from the end); a 0-d integer tensor works too."""
-    idx = idx.item() if isinstance(idx, Tensor) and idx.dtype.kind in 'iu' else operator.index(idx)
+    try:
+        idx = idx.item() if isinstance(idx, Tensor) and idx.dtype.kind in 'iu' else operator.index(idx)
+    except TypeError:
+        raise TypeError(f"{type(container).__name__} indices must be integers or slices, not "
+                        f"{type(idx).__name__}") from None
     n = len(container)
     if not -n <= idx < n:
-        raise IndexError(f"index {idx} is out of range for a {type(container).__name__} of length {n}")
+        raise IndexError(f"index {idx} is out of range for a {type(container).__name__} of {n} modules")
     return idx % n
 
 
