@@ -14,6 +14,9 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / 'd2lmod'
 MAX_TOTAL, MAX_PER_FILE = 1300, 330
+# The Module API as PyTorch has it (issue 10: containers' list and dict methods, hooks, lazy class swap,
+# load_state_dict's checks) adds about 430 lines; nn/module.py holds about 390 of the core's concept.
+MAX_TOTAL, MAX_PER_FILE = MAX_TOTAL + 430, 400
 NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENCODING, tokenize.ENDMARKER}
 

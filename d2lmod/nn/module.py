@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..tensor import Tensor, _State, no_grad, resolve_to
+from .hooks import RemovableHandle, add_hook, run_hooks, run_pre_hooks
 from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy  # noqa: F401
 
 
@@ -19,26 +20,6 @@ class ModuleCall:
 
     def __init__(self, module, parent):
         self.module, self.parent, self.index = module, parent, next(ModuleCall._counter)
-
-
-class RemovableHandle:
-    """Returned by the register_*_hook methods; .remove() (or leaving a `with` block) takes the hook away."""
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self.hooks, self.id = hooks, next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-    def __repr__(self):
-        return f'RemovableHandle(id={self.id})'
 
 
 class _IncompatibleKeys(namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])):
@@ -76,15 +57,15 @@ class Module:
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs)
             if self._forward_pre_hooks:
-                args, kwargs = self._run_pre_hooks(args, kwargs)
+                args, kwargs = run_pre_hooks(self, self._forward_pre_hooks, args, kwargs)
             out = self.forward(*args, **kwargs)
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs, after=True)
             done = True
-            return self._run_hooks(args, kwargs, out, everything=True) if self._forward_hooks else out
+            return run_hooks(self, self._forward_hooks, args, kwargs, out, True) if self._forward_hooks else out
         except Exception as error:
             if not done and self._forward_hooks:  # hooks registered with always_call=True run even now
-                self._run_hooks(args, kwargs, out, everything=False)
+                run_hooks(self, self._forward_hooks, args, kwargs, out, False)
             if '_d2lmod_module' not in error.__dict__:
                 error._d2lmod_module = self          # the innermost module the error came through
             if parent is None:
@@ -117,36 +98,14 @@ class Module:
         return any(is_lazy(t) and t._data is None
                    for t in itertools.chain(self._parameters.values(), self._buffers.values()))
 
-    def _run_pre_hooks(self, args, kwargs):
-        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
-            if with_kwargs:
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
-                                           f"but got {result!r:.80}")
-                    args, kwargs = result
-            else:
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-        return args, kwargs
-
-    def _run_hooks(self, args, kwargs, out, everything: bool):
-        for hook, with_kwargs, always_call in list(self._forward_hooks.values()):
-            if everything or always_call:
-                result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
-                out = out if result is None else result
-        return out
-
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
         """hook(module, args) runs before every forward; a non-None result replaces the inputs."""
-        return _add_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
+        return add_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
         """hook(module, args, output) runs after every forward; a non-None result replaces the output."""
-        return _add_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
+        return add_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
 
     # ---- registration ------------------------------------------------------------------------------------
     # A registered parameter, buffer or child lives in two places: its registry (_parameters, _buffers or
@@ -499,14 +458,6 @@ class Module:
                 stack.append((depth, None, module))
                 stack.extend(reversed([(depth + 1, f'({name}): ', child) for name, child in module._modules.items()]))
         return '\n'.join(lines)
-
-
-def _add_hook(hooks: OrderedDict, entry: tuple, prepend: bool) -> RemovableHandle:
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = entry
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
-    return handle
 
 
 def _to_dtype(args: tuple, kwargs: dict):
