@@ -343,8 +343,8 @@ class ParameterDict(Module):
         return key
 
     def __getitem__(self, key: str):
-        if self._key(key) not in self._keys:
-            raise KeyError(f"ParameterDict has no key {key!r}; its keys are {list(self._keys)}")
+        if self._key(key) not in self._keys:  # PyTorch raises AttributeError here, not KeyError
+            raise AttributeError(f"'ParameterDict' object has no attribute '{key}': its keys are {list(self._keys)}")
         return getattr(self, key)
 
     def __setitem__(self, key: str, value) -> None:
@@ -354,7 +354,6 @@ class ParameterDict(Module):
         self._keys[key] = None
 
     def __delitem__(self, key: str) -> None:
-        self[key]  # a KeyError that names the keys
         del self._keys[key]
         delattr(self, key)
 

@@ -159,6 +159,11 @@ class Module:
         hint = f"; did you mean '{close[0]}'?" if close else ''
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'{hint}")
 
+    def __dir__(self):
+        """As PyTorch: the registered names too, but not the digit names of a Sequential's children."""
+        keys = [*dir(type(self)), *self.__dict__, *self._parameters, *self._buffers, *self._modules]
+        return sorted(key for key in set(keys) if not key[:1].isdigit())
+
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
             self._forget(name)
@@ -462,7 +467,9 @@ class Module:
 
 def _to_dtype(args: tuple, kwargs: dict):
     """The dtype asked for by Module.to's arguments (PyTorch's signatures), or None; devices via resolve_to."""
-    if set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format'} or len(args) > 3:
+    if kwargs.get('copy'):
+        raise RuntimeError(".to() does not accept copy argument: a module's tensors are converted in place")
+    if set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format', 'copy'} or len(args) > 3:
         raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use "
                         "to(device), to(dtype), to(device, dtype) or to(tensor)")
     args = [a.dtype if i == 0 and isinstance(a, Tensor) else a for i, a in enumerate(args)]
