@@ -737,3 +737,125 @@ def test_float32_stays_float32_through_a_training_step(make_opt):
     assert {p.dtype for p in net.parameters()} == {p.grad.dtype for p in net.parameters()} == {np.dtype(np.float32)}
     states = [v for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
     assert states and {v.dtype for v in states} == {np.dtype(np.float32)}
+
+
+# ---- any depth: 5,000 nested modules ---------------------------------------------------------------------------
+def nested(depth: int = 5000) -> nn.Module:
+    net = nn.Linear(2, 2)
+    for _ in range(depth):
+        net = nn.Sequential(net)
+    return net
+
+
+def test_5000_nested_modules_print_list_save_load_and_move_without_recursion_error():
+    net = nested()
+    text = repr(net)
+    assert text.startswith('Sequential(\n  (0): Sequential(\n    (0): Sequential(')
+    assert ' ' * 10000 + '(0): Linear(in_features=2, out_features=2, bias=True)' in text
+    assert text.endswith('\n  )\n)') and text.count('\n') == 2 * 5000
+    paths = [p for p, _ in net.named_modules()]
+    assert len(paths) == 5001 and paths[-1] == '.'.join(['0'] * 5000)
+    visited = []
+    net.apply(visited.append)
+    assert type(visited[0]) is nn.Linear and visited[-1] is net  # children first, then self, as in torch
+    state = net.state_dict()
+    assert list(state) == ['.'.join(['0'] * 5000 + ['weight']), '.'.join(['0'] * 5000 + ['bias'])]
+    fresh = {k: dm.tensor(np.full(v.shape, 2.0, np.float32)) for k, v in state.items()}
+    assert net.load_state_dict(fresh) == ([], [])
+    assert (visited[0].weight._data == 2).all()
+    assert net.train(False) is net and not visited[0].training and not net.training
+    assert net.to(dm.float64) is net and visited[0].weight.dtype == np.float64
+    assert len(list(net.parameters())) == 2 and len(list(net.modules())) == 5001
+
+
+def test_apply_follows_torch_order_and_torch_sharing(torch):
+    def build(lib):
+        shared = lib.Linear(2, 2)
+        return lib.Sequential(lib.Sequential(lib.Linear(2, 2), shared), lib.ReLU(), lib.Sequential(shared)), shared
+
+    orders = []
+    for lib in (nn, torch.nn):
+        net, _ = build(lib)
+        names_of = {id(m): p for p, m in net.named_modules(remove_duplicate=False)}
+        seen = []
+        net.apply(lambda m: seen.append(names_of[id(m)]))
+        orders.append(seen)
+    assert orders[0] == orders[1]  # torch applies fn to a module shared by two parents twice
+
+
+def test_a_lazy_layer_becomes_its_eager_class_for_the_books_initialisers():
+    net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
+    net(dm.rand(2, 4))
+
+    def init_normal(m):
+        if type(m) == nn.Linear:  # the book's test; it was silently skipped while the class stayed LazyLinear
+            nn.init.normal_(m.weight, mean=0, std=0.01)
+            nn.init.zeros_(m.bias)
+    net.apply(init_normal)
+    assert (net[0].bias._data == 0).all() and (net[2].bias._data == 0).all()
+
+
+def test_names_that_would_hide_something_are_refused_and_nothing_is_registered(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        m = lib.Linear(2, 2)
+        m.plain = 3
+        for call, error in [(lambda: m.add_module('forward', lib.ReLU()), KeyError),
+                            (lambda: m.register_buffer('training', T.zeros(1)), KeyError),
+                            (lambda: m.register_parameter('plain', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_buffer('weight', T.zeros(1)), KeyError),
+                            (lambda: m.register_parameter('lin.weight', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: setattr(m, 'lin.weight', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_parameter('', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_buffer(3, T.zeros(1)), TypeError),
+                            (lambda: m.add_module(('a',), lib.ReLU()), TypeError)]:
+            with pytest.raises(error):
+                call()
+        assert list(m.state_dict()) == ['weight', 'bias'] and list(m.children()) == []
+        assert callable(m.forward) and m.training is True
+    m = nn.Linear(2, 2)
+    m.forward = nn.ReLU()  # torch registers it but the method still wins: the same here
+    assert m._modules['forward'] is not None and not isinstance(m.forward, nn.Module)
+    with pytest.raises(KeyError, match="attribute 'forward' already exists.*choose another name"):
+        nn.Linear(2, 2).add_module('forward', nn.ReLU())
+
+
+def test_train_with_a_non_boolean_and_to_an_integer_dtype_fail_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        with pytest.raises(ValueError, match='training mode is expected to be boolean'):
+            lib.Linear(2, 2).train('x')
+        with pytest.raises(TypeError, match='nn.Module.to only accepts floating point or complex dtypes'):
+            lib.Linear(2, 2).to(T.int64)
+
+
+def test_get_submodule_parameter_buffer_errors_read_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        net = lib.Sequential(lib.Linear(2, 2))
+        net[0].register_buffer('b', T.zeros(1))
+        assert net.get_submodule('0') is net[0] and net.get_submodule('') is net
+        assert net.get_parameter('0.weight') is net[0].weight and net.get_buffer('0.b') is net[0].b
+        for call, pattern in [(lambda: net.get_submodule('1'), 'Sequential has no attribute `1`'),
+                              (lambda: net.get_submodule('0.weight'), '`weight` is not an nn.Module'),
+                              (lambda: net.get_parameter('0.b'), '`b` is not an nn.Parameter'),
+                              (lambda: net.get_buffer('0.weight'), '`weight` is not a buffer'),
+                              (lambda: net.get_parameter('0.nope'), 'Linear has no attribute `nope`')]:
+            with pytest.raises(AttributeError, match=pattern):
+                call()
+
+
+def test_state_dict_takes_torchs_arguments(torch):
+    for lib in (nn, torch.nn):
+        net = lib.Sequential(lib.Linear(2, 2))
+        assert list(net.state_dict(prefix='model.')) == ['model.0.weight', 'model.0.bias']
+        out = {}
+        assert net.state_dict(destination=out) is out and list(out) == ['0.weight', '0.bias']
+        assert net.state_dict(keep_vars=True)['0.weight'] is net[0].weight
+        assert list(net.named_parameters(prefix='m')) [0][0] == 'm.0.weight'
+
+
+def test_module_to_moves_parameters_and_buffers_but_not_plain_tensors():
+    net = nn.Linear(2, 2)
+    net.register_buffer('running', dm.zeros(2))
+    net.plain = dm.zeros(2)
+    net.to(dtype=dm.float64)
+    assert net.weight.dtype == net.running.dtype == np.float64 and net.plain.dtype == np.float32
+    assert net.cpu() is net and net.float() is net and net.weight.dtype == np.float32

@@ -310,12 +310,12 @@ class Module:
         """Every parameter and persistent buffer under every path (a shared one under each of its names)."""
         destination, prefix, keep_vars = (list(args) + [destination, prefix, keep_vars][len(args):])[:3]
         out = OrderedDict() if destination is None else destination
-        for path, module in self.named_modules(prefix=prefix, remove_duplicate=False):
+        for path, module in self.named_modules(remove_duplicate=False):
             entries = list(module._parameters.items()) + [
                 (n, b) for n, b in module._buffers.items() if n not in module._non_persistent]
-            for name, t in entries:
+            for name, t in entries:  # as PyTorch: prefix is put in front as it is ('model.' ends with its dot)
                 if t is not None:
-                    out[f'{path}.{name}' if path else name] = t if keep_vars or is_lazy(t) else t.detach()
+                    out[prefix + (f'{path}.{name}' if path else name)] = t if keep_vars or is_lazy(t) else t.detach()
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False) -> _IncompatibleKeys:
