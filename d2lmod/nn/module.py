@@ -324,6 +324,9 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}."
                             + (" To load a file, read it first: net.load_state_dict(dm.load(path))"
                                if isinstance(state_dict, str) else ""))
+        if assign:
+            raise NotImplementedError("load_state_dict(assign=True) is not offered by d2lmod: it always copies into "
+                                      "the model's own tensors; drop assign=True")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
