@@ -330,14 +330,15 @@ class Module:
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        problems, copies = [], []
+        problems, copies, fixes = [], [], []
         for key, target in own.items():
             if key not in state_dict:
                 continue
             value = state_dict[key]
             if not isinstance(value, Tensor):
                 problems.append(f'While copying the parameter named "{key}", expected torch.Tensor or Tensor-like '
-                                f"object from checkpoint but received {type(value)}; wrap it: dm.tensor(value)")
+                                f"object from checkpoint but received {type(value)}")
+                fixes.append("wrap NumPy arrays and lists in tensors first: dm.tensor(value)")
             elif is_lazy(value) and value._data is None:
                 if not is_lazy(target):  # PyTorch raises right away here too, naming the shape
                     raise RuntimeError(f"Can't access the shape of an uninitialized parameter or buffer: "
@@ -346,20 +347,24 @@ class Module:
             elif value._data.dtype.kind not in 'biuf':
                 problems.append(f"{key}: the checkpoint holds {value._data.dtype} values, which do not convert to "
                                 f"the model's {target.dtype}")
+                fixes.append("save numbers, not text or objects")
             elif not (is_lazy(target) and target._data is None) and value.shape != target.shape:
                 problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} from "
                                 f"checkpoint, the shape in current model is {target.shape}.")
+                fixes.append("build the model with the sizes of the saved one (a shape never loads, even with "
+                             "strict=False)")
             else:
                 copies.append((target, value))
         if strict and unexpected:
             problems.insert(0, 'Unexpected key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in unexpected) + '. ')
         if strict and missing:
             problems.insert(0, 'Missing key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in missing) + '. ')
+        if strict and (missing or unexpected):
+            fixes.append("build the model with the saved one's names, or pass strict=False to load only the "
+                         "matching keys")
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} (nothing was loaded):\n\t"
-                               + '\n\t'.join(problems) + "\nTo fix it, build the model the same way as the saved "
-                               "one" + (", or pass strict=False to load only the matching keys" if strict and
-                                        (missing or unexpected) else ""))
+                               + '\n\t'.join(problems) + "\nTo fix it, " + '; or '.join(dict.fromkeys(fixes)))
         with no_grad():
             for target, value in copies:  # into the existing arrays: every name and reference stays in step
                 if is_lazy(target):
