@@ -270,49 +270,62 @@ def test_named_modules(lib):
         ('1.block.linear1', l1), ('1.block.linear2', l2)]
 
 
-# test_register_buffer_raises_error_if_name_is_not_string
-def test_register_buffer_raises_error_if_name_is_not_string(lib):
+# test_register_buffer_raises_error_if_name_is_not_string, test_register_parameter_raises_error_if_name_is_not_string
+@pytest.mark.parametrize('kind', ['buffer', 'parameter'])
+def test_register_raises_error_if_name_is_not_string(lib, kind):
     m = lib.nn.Module()
-    with pytest.raises(TypeError, match='buffer name should be a string. Got int'):
-        m.register_buffer(1, lib.T.rand(5))
-    with pytest.raises(TypeError, match='buffer name should be a string. Got NoneType'):
-        m.register_buffer(None, lib.T.rand(5))
+    register, value = registration(lib, m, kind)
+    for name, type_name in ((1, 'int'), (None, 'NoneType')):
+        with pytest.raises(TypeError, match=f'{kind} name should be a string. Got {type_name}'):
+            register(name, value())
 
 
-# test_register_buffer_raises_error_if_attr_exists
-def test_register_buffer_raises_error_if_attr_exists(lib):
+def registration(lib, m, kind):
+    """The register method of kind and a maker of values for it (PyTorch's tests use rand(5) and Parameter())."""
+    if kind == 'buffer':
+        return m.register_buffer, lambda: lib.T.rand(5)
+    if kind == 'parameter':
+        return m.register_parameter, lambda: lib.nn.Parameter()
+    return getattr(m, kind), lambda: lib.nn.Module()
+
+
+# test_register_buffer_raises_error_if_attr_exists, test_register_parameter_raises_error_if_attr_exists,
+# test_add_module_raises_error_if_attr_exists (add_module and register_module)
+@pytest.mark.parametrize('kind', ['buffer', 'parameter', 'add_module', 'register_module'])
+def test_register_raises_error_if_attr_exists(lib, kind):
     nn, T = lib.nn, lib.T
     m = nn.Module()
+    register, value = registration(lib, m, kind)
     m.attribute_name = 5
     with pytest.raises(KeyError):
-        m.register_buffer('attribute_name', T.rand(5))
-    del m.attribute_name
-    m.register_parameter('attribute_name', nn.Parameter())
-    with pytest.raises(KeyError):
-        m.register_buffer('attribute_name', T.rand(5))
-    del m.attribute_name
-    m.add_module('attribute_name', nn.Module())
-    with pytest.raises(KeyError):
-        m.register_buffer('attribute_name', T.rand(5))
+        register('attribute_name', value())
+    others = {'buffer': lambda: m.register_buffer('attribute_name', T.rand(5)),
+              'parameter': lambda: m.register_parameter('attribute_name', nn.Parameter()),
+              'module': lambda: m.add_module('attribute_name', nn.Module())}
+    for other, put in others.items():
+        if other != kind and not (other == 'module' and kind.endswith('module')):
+            del m.attribute_name
+            put()
+            with pytest.raises(KeyError):
+                register('attribute_name', value())
+
+
+# test_register_buffer_allows_overwriting_with_same_name, test_register_parameter_allows_overwriting_with_same_name
+@pytest.mark.parametrize('kind', ['buffer', 'parameter'])
+def test_register_allows_overwriting_with_same_name(lib, kind):
+    m = lib.nn.Module()
+    register, _ = registration(lib, m, kind)
+    first = lib.T.rand(5) if kind == 'buffer' else lib.nn.Parameter(lib.T.rand(5))
+    second = first + 5 if kind == 'buffer' else lib.nn.Parameter(first.data + 5)
+    for value in (first, second, None):
+        register('name', value)
+        assert m.name is value
 
 
 # test_register_buffer_raises_error_if_not_tensor
 def test_register_buffer_raises_error_if_not_tensor(lib):
     with pytest.raises(TypeError):
         lib.nn.Module().register_buffer('attribute_name', 5)
-
-
-# test_register_buffer_allows_overwriting_with_same_name
-def test_register_buffer_allows_overwriting_with_same_name(lib):
-    m = lib.nn.Module()
-    buffer1 = lib.T.rand(5)
-    buffer2 = buffer1 + 5
-    m.register_buffer('buffer_name', buffer1)
-    assert m.buffer_name is buffer1
-    m.register_buffer('buffer_name', buffer2)
-    assert m.buffer_name is buffer2
-    m.register_buffer('buffer_name', None)
-    assert m.buffer_name is None
 
 
 # test_get_buffer, test_get_buffer_from_submodules
@@ -389,64 +402,6 @@ def test_load_state_dict_type(lib):
     for bad in ('', 2):
         with pytest.raises(TypeError, match='Expected state_dict to be dict-like, got'):
             m.load_state_dict(bad)
-
-
-# test_register_parameter_raises_error_if_name_is_not_string
-def test_register_parameter_raises_error_if_name_is_not_string(lib):
-    m = lib.nn.Module()
-    with pytest.raises(TypeError, match='parameter name should be a string. Got int'):
-        m.register_parameter(1, lib.nn.Parameter())
-    with pytest.raises(TypeError, match='parameter name should be a string. Got NoneType'):
-        m.register_parameter(None, lib.nn.Parameter())
-
-
-# test_register_parameter_raises_error_if_attr_exists
-def test_register_parameter_raises_error_if_attr_exists(lib):
-    nn, T = lib.nn, lib.T
-    m = nn.Module()
-    m.attribute_name = 5
-    with pytest.raises(KeyError):
-        m.register_parameter('attribute_name', nn.Parameter())
-    del m.attribute_name
-    m.register_buffer('attribute_name', T.rand(5))
-    with pytest.raises(KeyError):
-        m.register_parameter('attribute_name', nn.Parameter())
-    del m.attribute_name
-    m.add_module('attribute_name', nn.Module())
-    with pytest.raises(KeyError):
-        m.register_parameter('attribute_name', nn.Parameter())
-
-
-# test_register_parameter_allows_overwriting_with_same_name
-def test_register_parameter_allows_overwriting_with_same_name(lib):
-    nn, T = lib.nn, lib.T
-    m = nn.Module()
-    param1 = nn.Parameter(T.rand(5))
-    param2 = nn.Parameter(param1.data + 5)
-    m.register_parameter('param_name', param1)
-    assert m.param_name is param1
-    m.register_parameter('param_name', param2)
-    assert m.param_name is param2
-    m.register_parameter('param_name', None)
-    assert m.param_name is None
-
-
-# test_add_module_raises_error_if_attr_exists
-def test_add_module_raises_error_if_attr_exists(lib):
-    nn, T = lib.nn, lib.T
-    for fn in ['add_module', 'register_module']:
-        m = nn.Module()
-        m.attribute_name = 5
-        with pytest.raises(KeyError):
-            getattr(m, fn)('attribute_name', nn.Module())
-        del m.attribute_name
-        m.register_buffer('attribute_name', T.rand(5))
-        with pytest.raises(KeyError):
-            getattr(m, fn)('attribute_name', nn.Module())
-        del m.attribute_name
-        m.register_parameter('attribute_name', nn.Parameter())
-        with pytest.raises(KeyError):
-            getattr(m, fn)('attribute_name', nn.Module())
 
 
 # test_Sequential_getitem
@@ -995,6 +950,17 @@ def forward_pre_hook(fired_hooks, expected_module, hook_id, module, inp):
     assert id(module) == id(expected_module) and len(inp) == 1
 
 
+def check_fired_once_per_forward(model, x, fired_hooks, expected):
+    """The common end of test_forward_hooks and test_forward_pre_hooks: hooks fire in forward only."""
+    assert fired_hooks == []
+    out = model(x)
+    assert fired_hooks == expected
+    out.sum().backward()
+    assert fired_hooks == expected
+    model(x).sum().backward()
+    assert fired_hooks == expected + expected
+
+
 # test_forward_hooks
 def test_forward_hooks(lib):
     fired_hooks = []
@@ -1007,13 +973,7 @@ def test_forward_hooks(lib):
     model.net1.seq2.register_forward_hook(partial(hook, 3))
     model.net1.seq2.register_forward_hook(partial(hook, 4), prepend=True)
     expected = [4, 1, 0, 2, 3]
-    assert fired_hooks == []
-    out = model(x)
-    assert fired_hooks == expected
-    out.sum().backward()
-    assert fired_hooks == expected
-    model(x).sum().backward()
-    assert fired_hooks == expected + expected
+    check_fired_once_per_forward(model, x, fired_hooks, expected)
 
 
 # test_forward_pre_hooks
@@ -1028,13 +988,7 @@ def test_forward_pre_hooks(lib):
     model.net2.seq1.register_forward_pre_hook(partial(hook, 3))
     model.net2.seq1.register_forward_pre_hook(partial(hook, 4), prepend=True)
     expected = [4, 0, 1, 2, 3]
-    assert fired_hooks == []
-    out = model(x)
-    assert fired_hooks == expected
-    out.sum().backward()
-    assert fired_hooks == expected
-    model(x).sum().backward()
-    assert fired_hooks == expected + expected
+    check_fired_once_per_forward(model, x, fired_hooks, expected)
 
 
 def kwarg_model(lib):
