@@ -227,25 +227,8 @@ def test_named_children(lib):
     assert list(s.named_children()) == [('layer1', l1), ('layer2', l2), ('subnet', subnet)]
 
 
-# test_modules
-def test_modules(lib):
-    nn, T = lib.nn, lib.T
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.l1 = l
-            self.l2 = l
-            self.param = T.zeros(3, 5)
-
-    l = nn.Linear(10, 20)
-    n = Net()
-    s = nn.Sequential(n, n, n, n)
-    assert list(s.modules()) == [s, n, l]
-
-
-# test_named_modules
-def test_named_modules(lib):
+# test_modules, test_named_modules (the same Net; test_modules has no block)
+def test_modules_and_named_modules(lib):
     nn, T = lib.nn, lib.T
 
     class Net(nn.Module):
@@ -261,7 +244,9 @@ def test_named_modules(lib):
     block.add_module('linear1', l1)
     block.add_module('linear2', l2)
     n = Net()
+    assert list(nn.Sequential(n, n, n, n).modules())[2:] == [l, block, l1, l2]
     s = nn.Sequential(n, n)
+    assert list(s.modules()) == [s, n, l, block, l1, l2]
     assert list(s.named_modules()) == [('', s), ('0', n), ('0.l1', l), ('0.block', block),
                                        ('0.block.linear1', l1), ('0.block.linear2', l2)]
     assert list(s.named_modules(remove_duplicate=False)) == [
