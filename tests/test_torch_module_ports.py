@@ -935,8 +935,20 @@ def forward_pre_hook(fired_hooks, expected_module, hook_id, module, inp):
     assert id(module) == id(expected_module) and len(inp) == 1
 
 
-def check_fired_once_per_forward(model, x, fired_hooks, expected):
-    """The common end of test_forward_hooks and test_forward_pre_hooks: hooks fire in forward only."""
+# test_forward_hooks, test_forward_pre_hooks: hooks 0-4 on one submodule, some prepended; they fire in this
+# order on every forward and never in backward
+@pytest.mark.parametrize('kind, where, prepended, expected', [
+    ('forward', ('net1', 'seq2'), {1, 4}, [4, 1, 0, 2, 3]),
+    ('forward_pre', ('net2', 'seq1'), {0, 4}, [4, 0, 1, 2, 3])])
+def test_forward_and_forward_pre_hooks(lib, kind, where, prepended, expected):
+    fired_hooks = []
+    model = toy_model(lib)
+    x = lib.T.randn(10, 10)
+    target = getattr(getattr(model, where[0]), where[1])
+    hook = partial(forward_hook if kind == 'forward' else forward_pre_hook, fired_hooks, target)
+    register = getattr(target, f'register_{kind}_hook')
+    for hook_id in range(5):
+        register(partial(hook, hook_id), prepend=hook_id in prepended)
     assert fired_hooks == []
     out = model(x)
     assert fired_hooks == expected
@@ -944,36 +956,6 @@ def check_fired_once_per_forward(model, x, fired_hooks, expected):
     assert fired_hooks == expected
     model(x).sum().backward()
     assert fired_hooks == expected + expected
-
-
-# test_forward_hooks
-def test_forward_hooks(lib):
-    fired_hooks = []
-    model = toy_model(lib)
-    x = lib.T.randn(10, 10)
-    hook = partial(forward_hook, fired_hooks, model.net1.seq2)
-    model.net1.seq2.register_forward_hook(partial(hook, 0))
-    model.net1.seq2.register_forward_hook(partial(hook, 1), prepend=True)
-    model.net1.seq2.register_forward_hook(partial(hook, 2))
-    model.net1.seq2.register_forward_hook(partial(hook, 3))
-    model.net1.seq2.register_forward_hook(partial(hook, 4), prepend=True)
-    expected = [4, 1, 0, 2, 3]
-    check_fired_once_per_forward(model, x, fired_hooks, expected)
-
-
-# test_forward_pre_hooks
-def test_forward_pre_hooks(lib):
-    fired_hooks = []
-    model = toy_model(lib)
-    x = lib.T.randn(10, 10)
-    hook = partial(forward_pre_hook, fired_hooks, model.net2.seq1)
-    model.net2.seq1.register_forward_pre_hook(partial(hook, 0), prepend=True)
-    model.net2.seq1.register_forward_pre_hook(partial(hook, 1))
-    model.net2.seq1.register_forward_pre_hook(partial(hook, 2))
-    model.net2.seq1.register_forward_pre_hook(partial(hook, 3))
-    model.net2.seq1.register_forward_pre_hook(partial(hook, 4), prepend=True)
-    expected = [4, 0, 1, 2, 3]
-    check_fired_once_per_forward(model, x, fired_hooks, expected)
 
 
 def kwarg_model(lib):
