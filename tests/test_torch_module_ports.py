@@ -1205,47 +1205,32 @@ def lazy_module(lib):
     return lib.nn.Module()
 
 
-# test_lazy_module_parameter
-def test_lazy_module_parameter(lib):
+# test_lazy_module_parameter, test_lazy_module_buffer
+@pytest.mark.parametrize('kind', ['parameter', 'buffer'])
+def test_lazy_module_parameter_and_buffer(lib, kind):
     T, nn = lib.T, lib.nn
-    UninitializedParameter = nn.parameter.UninitializedParameter
-    module = lazy_module(lib)
-    module.register_parameter('test_param', UninitializedParameter())
+    Uninitialized = nn.parameter.UninitializedParameter if kind == 'parameter' else nn.parameter.UninitializedBuffer
+
+    def with_test_tensor(value):
+        module = lazy_module(lib)
+        if kind == 'parameter':
+            module.register_parameter('test', value if value is None or isinstance(value, Uninitialized)
+                                      else nn.Parameter(value))
+        else:
+            module.register_buffer('test', value)
+        return module
+
+    module = with_test_tensor(Uninitialized())
     assert module.has_uninitialized_params()
     state_dict = module.state_dict()
-    assert isinstance(state_dict['test_param'], UninitializedParameter)
-    new_module = lazy_module(lib)
-    new_module.register_parameter('test_param', nn.Parameter(T.ones(5, 5)))
-    with pytest.raises(RuntimeError, match='shape of an uninitialized'):
-        new_module.load_state_dict(state_dict)
-    new_module = lazy_module(lib)
-    new_module.register_parameter('test_param', nn.Parameter(T.ones(5, 5)))
-    module.load_state_dict(new_module.state_dict())
-    assert (arr(module.test_param) == 1).all() and tuple(module.test_param.shape) == (5, 5)
-
-    module = lazy_module(lib)
-    module.register_parameter('test_param', UninitializedParameter())
-    new_module = lazy_module(lib)
-    new_module.register_parameter('test_param', UninitializedParameter())
-    module.load_state_dict(new_module.state_dict())
+    assert isinstance(state_dict['test'], Uninitialized)
+    with pytest.raises(RuntimeError, match='shape of an uninitialized'):  # into an initialized one
+        with_test_tensor(T.ones(5, 5)).load_state_dict(state_dict)
+    module.load_state_dict(with_test_tensor(T.ones(5, 5)).state_dict())  # a valid one overrides it
+    assert (arr(module.test) == 1).all() and tuple(module.test.shape) == (5, 5)
+    module = with_test_tensor(Uninitialized())
+    module.load_state_dict(with_test_tensor(Uninitialized()).state_dict())  # left unchanged
     assert module.has_uninitialized_params()
-
-
-# test_lazy_module_buffer
-def test_lazy_module_buffer(lib):
-    T, nn = lib.T, lib.nn
-    UninitializedBuffer = nn.parameter.UninitializedBuffer
-    module = lazy_module(lib)
-    module.register_buffer('test_buffer', UninitializedBuffer())
-    assert module.has_uninitialized_params()
-    state_dict = module.state_dict()
-    assert isinstance(state_dict['test_buffer'], UninitializedBuffer)
-    new_module = lazy_module(lib)
-    new_module.register_buffer('test_buffer', T.ones(5, 5))
-    with pytest.raises(RuntimeError, match='shape of an uninitialized'):
-        new_module.load_state_dict(state_dict)
-    module.load_state_dict(new_module.state_dict())
-    assert (arr(module.test_buffer) == 1).all()
 
 
 # test_linear
