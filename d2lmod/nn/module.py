@@ -178,10 +178,10 @@ class Module:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
         if '.' in name:  # state_dict keys are dotted paths: a dotted name could not be found again
-            raise KeyError(f"{kind} name can't contain \".\", got: {name}; use '_' instead, e.g. "
-                           f"'{name.replace('.', '_')}'")
+            raise KeyError(f"{kind} name can't contain \".\", got: {name}; use an underscore instead, e.g. "
+                           f"{name.replace('.', '_')}")
         if name == '':
-            raise KeyError(f"{kind} name can't be empty string \"\"; give it a name such as 'layer0'")
+            raise KeyError(f"{kind} name can't be empty string \"\"; give it a name such as layer0")
         if name not in registry and (name in self.__dict__ or hasattr(type(self), name) or any(
                 name in r for r in (self._parameters, self._buffers, self._modules))):
             raise KeyError(f"attribute '{name}' already exists in {type(self).__name__}; registering a {kind} "
