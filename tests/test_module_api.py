@@ -859,3 +859,13 @@ def test_module_to_moves_parameters_and_buffers_but_not_plain_tensors():
     net.to(dtype=dm.float64)
     assert net.weight.dtype == net.running.dtype == np.float64 and net.plain.dtype == np.float32
     assert net.cpu() is net and net.float() is net and net.weight.dtype == np.float32
+
+
+def test_repr_of_containers_inside_a_model_matches_torch(torch):
+    def build(lib, T):
+        net = lib.Sequential(lib.ModuleList([lib.Linear(2, 2) for _ in range(3)] + [lib.ReLU()]), lib.Linear(2, 3))
+        net.add_module('md', lib.ModuleDict({'a': lib.Sequential(lib.ReLU(), lib.ReLU())}))
+        net.add_module('none', None)
+        return net
+    assert repr(build(nn, dm)) == repr(build(torch.nn, torch))
+    assert '(0-2): 3 x Linear(in_features=2, out_features=2, bias=True)' in repr(build(nn, dm))

@@ -459,6 +459,8 @@ class Module:
                 lines.append(pad + ')')
             elif module is None or id(module) in on_path:
                 lines.append(pad + label + ('None' if module is None else f'<{type(module).__name__}: contains itself>'))
+            elif module is not self and type(module).__repr__ is not Module.__repr__:  # e.g. ModuleList's own
+                lines.append(pad + label + repr(module).replace('\n', '\n' + pad))
             else:
                 extra = module.extra_repr()
                 extra = extra.split('\n') if extra else []
@@ -477,25 +479,18 @@ def _to_dtype(args: tuple, kwargs: dict):
     """The dtype asked for by Module.to's arguments (PyTorch's signatures), or None; devices via resolve_to."""
     if kwargs.get('copy'):
         raise RuntimeError(".to() does not accept copy argument: a module's tensors are converted in place")
-    if set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format', 'copy'} or len(args) > 3:
-        raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use "
-                        "to(device), to(dtype), to(device, dtype) or to(tensor)")
-    args = [a.dtype if i == 0 and isinstance(a, Tensor) else a for i, a in enumerate(args)]
-    dtype, was_dtype = None, False
-    for i, target in enumerate(args):
-        non_blocking_slot = i == 2 or (i == 1 and was_dtype)
-        if isinstance(target, bool) != non_blocking_slot or target is None or isinstance(target, (list, dict, tuple)):
-            raise TypeError(f"to() received an invalid combination of arguments: {tuple(args)}; use to(device), "
-                            "to(dtype), to(device, dtype) or to(tensor) (non_blocking last)")
-        if not non_blocking_slot:
-            dtype = resolve_to(target) if dtype is None else dtype
-            was_dtype = dtype is not None
-            if i == 1 and not was_dtype:
-                raise TypeError(f"to(): the second argument must be a dtype, got {target!r}")
+    resolved = [None if isinstance(a, bool) or a is None or isinstance(a, (list, dict, tuple)) else
+                resolve_to(a.dtype if isinstance(a, Tensor) else a) for a in args]
+    kinds = ['flag' if isinstance(a, bool) else 'bad' if a is None or isinstance(a, (list, dict, tuple)) else
+             'device' if r is None else 'dtype' for a, r in zip(args, resolved)]
+    if kinds not in ([], ['device'], ['dtype'], ['device', 'dtype'], ['dtype', 'flag'], ['device', 'dtype', 'flag']) \
+            or set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format', 'copy'}:
+        raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use to(device), "
+                        "to(dtype), to(device, dtype) or to(tensor), with non_blocking last")
     for key in ('device', 'dtype'):
         if kwargs.get(key) is not None:
-            resolved = resolve_to(kwargs[key].dtype if isinstance(kwargs[key], Tensor) else kwargs[key])
-            dtype = resolved if resolved is not None else dtype
+            resolved.append(resolve_to(kwargs[key].dtype if isinstance(kwargs[key], Tensor) else kwargs[key]))
+    dtype = next((r for r in reversed(resolved) if r is not None), None)
     if dtype is not None and np.dtype(dtype).kind not in 'fc':
         raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got desired "
                         f"dtype={dtype}; integer and bool tensors cannot hold what training changes")
