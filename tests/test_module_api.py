@@ -869,3 +869,15 @@ def test_repr_of_containers_inside_a_model_matches_torch(torch):
         return net
     assert repr(build(nn, dm)) == repr(build(torch.nn, torch))
     assert '(0-2): 3 x Linear(in_features=2, out_features=2, bias=True)' in repr(build(nn, dm))
+
+
+def test_5000_nested_module_lists_print_and_runs_of_identical_layers_fold_like_torch(torch):
+    net = nn.Linear(2, 2)
+    for _ in range(5000):
+        net = nn.ModuleList([net])
+    assert repr(net).count('ModuleList(') == 5000
+
+    def build(lib):
+        inner = [lib.ModuleList([lib.ReLU(), lib.ReLU()]) for _ in range(2)]
+        return lib.ModuleList([lib.Linear(2, 2), lib.Linear(2, 2), lib.Linear(3, 2), *inner, None])
+    assert repr(build(nn)) == repr(build(torch.nn))

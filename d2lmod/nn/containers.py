@@ -133,6 +133,7 @@ def _factor(container, other) -> int:
 
 class ModuleList(Module):
     """A list of modules that, unlike a plain Python list, registers them (parameters, state_dict, to())."""
+    _repr_runs = True  # printed as PyTorch prints it: '(0-2): 3 x Linear(...)' for a run of identical layers
 
     def __init__(self, modules: Iterable[Module] | None = None):
         super().__init__()
@@ -183,20 +184,6 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
-
-    def __repr__(self):
-        """As PyTorch: a run of identical children prints once, e.g. '(0-2): 3 x Linear(...)'."""
-        texts = [repr(m) for m in self]
-        if not texts:
-            return 'ModuleList()'
-        lines, start = [], 0
-        for i in range(1, len(texts) + 1):
-            if i == len(texts) or texts[i] != texts[start]:
-                label = f'({start})' if i - start == 1 else f'({start}-{i - 1}): {i - start} x'
-                label = label + ':' if i - start == 1 else label
-                lines.append(f'{label} ' + texts[start].replace('\n', '\n  '))
-                start = i
-        return 'ModuleList(\n  ' + '\n  '.join(lines) + '\n)'
 
 
 class ModuleDict(Module):

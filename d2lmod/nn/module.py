@@ -10,6 +10,7 @@ import numpy as np
 
 from ..tensor import Tensor, _State, no_grad, resolve_to
 from .hooks import RemovableHandle, add_hook, run_hooks, run_pre_hooks
+from .printing import module_repr
 from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy  # noqa: F401
 
 
@@ -449,30 +450,7 @@ class Module:
         return ''
 
     def __repr__(self):
-        """PyTorch's layout, written line by line from an explicit stack so that any depth prints."""
-        lines, on_path, stack = [], set(), [(0, '', self)]
-        while stack:
-            depth, label, module = stack.pop()
-            pad = '  ' * depth
-            if label is None:                    # the end of module's children: close its parenthesis
-                on_path.discard(id(module))
-                lines.append(pad + ')')
-            elif module is None or id(module) in on_path:
-                lines.append(pad + label + ('None' if module is None else f'<{type(module).__name__}: contains itself>'))
-            elif module is not self and type(module).__repr__ is not Module.__repr__:  # e.g. ModuleList's own
-                lines.append(pad + label + repr(module).replace('\n', '\n' + pad))
-            else:
-                extra = module.extra_repr()
-                extra = extra.split('\n') if extra else []
-                if not module._modules and len(extra) <= 1:
-                    lines.append(f'{pad}{label}{type(module).__name__}({"".join(extra)})')
-                    continue
-                lines.append(f'{pad}{label}{type(module).__name__}(')
-                lines.extend(f'{pad}  {line}' for line in extra)
-                on_path.add(id(module))
-                stack.append((depth, None, module))
-                stack.extend(reversed([(depth + 1, f'({name}): ', child) for name, child in module._modules.items()]))
-        return '\n'.join(lines)
+        return module_repr(self, Module.__repr__)  # nn/printing.py: PyTorch's layout, any depth
 
 
 def _to_dtype(args: tuple, kwargs: dict):
