@@ -51,14 +51,14 @@ def basic_net(lib):
         def __init__(self):
             super().__init__()
             self.layer_dummy_param = nn.Parameter(T.zeros(3, 5))
-            self.register_buffer('layer_dummy_buf', T.zeros(1, 3, 3, 7))
+            self.layer_dummy_buf = nn.Buffer(T.zeros(1, 3, 3, 7))
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.l1 = Layer()
             self.dummy_param = nn.Parameter(T.zeros(3, 5))
-            self.register_buffer('dummy_buf', T.zeros(7, 3, 3, 1))
+            self.dummy_buf = nn.Buffer(T.zeros(7, 3, 3, 1))
 
     l = Layer()
     n = Net()
@@ -1217,7 +1217,7 @@ def test_lazy_module_parameter_and_buffer(lib, kind):
             module.register_parameter('test', value if value is None or isinstance(value, Uninitialized)
                                       else nn.Parameter(value))
         else:
-            module.register_buffer('test', value)
+            module.test = value if isinstance(value, Uninitialized) else nn.Buffer(value)  # as the original
         return module
 
     module = with_test_tensor(Uninitialized())
@@ -1345,3 +1345,14 @@ def test_invalid_functions(lib):
         param + param
     with pytest.raises(ValueError, match='uninitialized parameter'):
         param.sum()
+
+
+# nn.Buffer (torch.nn.Buffer, used by test_lazy_module_buffer): assigning one registers a buffer
+def test_buffer_assignment(lib):
+    nn, T = lib.nn, lib.T
+    m = nn.Module()
+    m.x = nn.Buffer(T.ones(2), persistent=False)
+    m.y = nn.Buffer(T.zeros(1))
+    assert names(m.named_buffers()) == ['x', 'y'] and list(m.state_dict()) == ['y']
+    m.x = T.zeros(2)  # still a (non-persistent) buffer
+    assert names(m.named_buffers()) == ['x', 'y'] and list(m.state_dict()) == ['y']

@@ -5,9 +5,9 @@ from .containers import ParameterDict, ParameterList
 from .layers import (CrossEntropyLoss, Dropout, Flatten, Identity, LazyLinear, Linear, MSELoss, ReLU,
                      Sigmoid, Tanh)
 from .module import Module, Parameter
-from .parameter import UninitializedBuffer, UninitializedParameter
+from .parameter import Buffer, UninitializedBuffer, UninitializedParameter
 
 __all__ = ['Module', 'Parameter', 'Linear', 'LazyLinear', 'ReLU', 'Sigmoid', 'Tanh', 'Flatten', 'Identity',
            'Dropout', 'Sequential', 'ModuleList', 'ModuleDict', 'MSELoss', 'CrossEntropyLoss',
            'functional', 'init']
-__all__ += ['ParameterList', 'ParameterDict', 'UninitializedParameter', 'UninitializedBuffer', 'parameter']
+__all__ += ['ParameterList', 'ParameterDict', 'Buffer', 'UninitializedParameter', 'UninitializedBuffer', 'parameter']

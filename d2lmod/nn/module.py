@@ -126,6 +126,9 @@ class Module:
             self.register_parameter(name, _checked(value, f"parameter '{name}'", Parameter))
         elif isinstance(value, Module) or params is not None and name in self._modules:
             self._register(self._modules, name, _checked(value, f"submodule '{name}'", Module))
+        elif getattr(value, '_buffer_persistent', None) is not None:  # self.x = nn.Buffer(t)
+            self._forget(name, keep=self._buffers)
+            self.register_buffer(name, value, value._buffer_persistent)
         elif params is not None and name in self._buffers:
             self._register(self._buffers, name, _checked(value, f"buffer '{name}'", Tensor))
         else:  # a plain attribute; a Tensor here is NOT registered (not a parameter, not saved, not moved)
