@@ -14,7 +14,8 @@ from d2lmod.nn.module import Module, Parameter
 from d2lmod.tensor import Tensor, no_grad
 
 # Module's own bookkeeping attributes: dicts that hold registered things, not hidden ones
-_REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_non_persistent', 'training'}
+_REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_forward_pre_hooks', '_non_persistent',
+               'training'}
 
 
 def _plain_attributes(module: Module):
