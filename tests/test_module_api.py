@@ -881,3 +881,21 @@ def test_5000_nested_module_lists_print_and_runs_of_identical_layers_fold_like_t
         inner = [lib.ModuleList([lib.ReLU(), lib.ReLU()]) for _ in range(2)]
         return lib.ModuleList([lib.Linear(2, 2), lib.Linear(2, 2), lib.Linear(3, 2), *inner, None])
     assert repr(build(nn)) == repr(build(torch.nn))
+
+
+def test_an_always_called_hook_runs_once_whoever_raised_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        calls = []
+
+        def throw(m, i, o):
+            raise RuntimeError('hook failed')
+
+        layer = lib.Linear(2, 2)
+        layer.register_forward_hook(throw)
+        layer.register_forward_hook(lambda m, i, o: calls.append(o is None), always_call=True)
+        with pytest.raises(RuntimeError, match='hook failed'):
+            layer(T.ones(1, 2))
+        assert calls == [False]  # it ran after the error, once, and saw the output
+        with pytest.raises((RuntimeError, ValueError)):  # (the op's error type is the core's business)
+            layer(T.ones(1, 3))  # forward itself fails: the hook still runs, with no output
+        assert calls == [False, True]

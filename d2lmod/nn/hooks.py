@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import OrderedDict
 
 
@@ -50,10 +51,22 @@ def run_pre_hooks(module, hooks: OrderedDict, args: tuple, kwargs: dict):
     return args, kwargs
 
 
-def run_hooks(module, hooks: OrderedDict, args: tuple, kwargs: dict, out, everything: bool):
-    """Each hook(module, args, output) in order (only the always_call ones after an error); non-None replaces output."""
-    for hook, with_kwargs, always_call in list(hooks.values()):
-        if everything or always_call:
-            result = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
-            out = out if result is None else result
+def run_hooks(module, hooks: OrderedDict, args: tuple, kwargs: dict, out, called: set):
+    """Each hook(module, args, output) in order, noting it in called; a non-None result replaces the output."""
+    for hook_id, (hook, with_kwargs, _) in list(hooks.items()):
+        called.add(hook_id)
+        result = hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+        out = out if result is None else result
     return out
+
+
+def run_always_called(module, hooks: OrderedDict, args: tuple, kwargs: dict, out, called) -> None:
+    """After forward (or a hook) raised: the always_call hooks not run yet; their own errors only warn, as in
+    PyTorch, so that the error the student sees is the first one."""
+    for hook_id, (hook, with_kwargs, always_call) in list(hooks.items()):
+        if always_call and hook_id not in called:
+            try:
+                hook(module, args, kwargs, out) if with_kwargs else hook(module, args, out)
+            except Exception as error:
+                warnings.warn("forward hook with ``always_call=True`` raised an exception that was silenced as "
+                              f"another error was raised in forward: {error!r}")

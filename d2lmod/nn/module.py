@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..tensor import Tensor, _State, no_grad, resolve_to
-from .hooks import RemovableHandle, add_hook, run_hooks, run_pre_hooks
+from .hooks import RemovableHandle, add_hook, run_always_called, run_hooks, run_pre_hooks
 from .printing import module_repr
 from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy  # noqa: F401
 
@@ -53,7 +53,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         parent = _State.module_call
         _State.module_call = ModuleCall(self, parent)
-        out, done = None, False
+        out, called = None, ()
         try:
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs)
@@ -62,11 +62,13 @@ class Module:
             out = self.forward(*args, **kwargs)
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs, after=True)
-            done = True
-            return run_hooks(self, self._forward_hooks, args, kwargs, out, True) if self._forward_hooks else out
+            if not self._forward_hooks:
+                return out
+            called = set()
+            return run_hooks(self, self._forward_hooks, args, kwargs, out, called)
         except Exception as error:
-            if not done and self._forward_hooks:  # hooks registered with always_call=True run even now
-                run_hooks(self, self._forward_hooks, args, kwargs, out, False)
+            if self._forward_hooks:  # hooks registered with always_call=True run even now
+                run_always_called(self, self._forward_hooks, args, kwargs, out, called)
             if '_d2lmod_module' not in error.__dict__:
                 error._d2lmod_module = self          # the innermost module the error came through
             if parent is None:
