@@ -219,7 +219,8 @@ def test_a_function_in_a_sequential():
 def test_registering_the_wrong_kind_of_thing():
     m = nn.Module()
     assert_says(raised(TypeError, m.add_module, 'x', np.ones(2)), "add_module('x'", 'Module', 'ndarray')
-    assert_says(raised(TypeError, m.register_parameter, 'w', dm.ones(2)), "parameter 'w'", 'Parameter or None required', 'nn.Parameter(value)')
+    assert_says(raised(TypeError, m.register_parameter, 'w', dm.ones(2)), "parameter 'w'", 'Parameter or None required',
+                'nn.Parameter(value)')
 
 
 # ---- ops inside a custom forward -----------------------------------------------------------------------------

@@ -377,7 +377,7 @@ def test_buffer_not_persistent(lib):
 def test_load_state_dict_invalid(lib):
     m = lib.nn.Linear(2, 2, bias=False)
     for state_dict in ({'weight': np.random.randn(2, 2)}, {'weight': ((1.0, 1.0), (2.0, 2.0))}):
-        with pytest.raises(RuntimeError, match='expected torch.Tensor or Tensor-like object from checkpoint but received'):
+        with pytest.raises(RuntimeError, match='expected torch.Tensor or Tensor-like object from checkpoint but'):
             m.load_state_dict(state_dict)
 
 
