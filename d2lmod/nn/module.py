@@ -144,7 +144,7 @@ class Module:
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str, keep: dict | None = None) -> None:
-        """Drop name from __dict__ and every registry but keep, whose entry stays in place (the order stays, as in torch)."""
+        """Drop name from __dict__ and every registry but keep, whose entry stays in place (its order too)."""
         for registry in (self.__dict__, self._parameters, self._buffers, self._modules):
             if registry is not keep:
                 registry.pop(name, None)
