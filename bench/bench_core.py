@@ -82,7 +82,7 @@ def d2lmod_mlp(layers, X, y, loss, lr):
     mods = []
     for i, (W, b) in enumerate(layers):
         lin = nn.Linear(W.shape[1], W.shape[0])
-        lin.load_state_dict({'weight': W, 'bias': b})
+        lin.load_state_dict({'weight': dm.tensor(W), 'bias': dm.tensor(b)})  # tensors, as PyTorch requires
         mods += [lin, nn.ReLU()] if i < len(layers) - 1 else [lin]
     net, X, y = nn.Sequential(*mods), dm.tensor(X), dm.tensor(y)
     lossf = (lambda out: out.sum()) if loss == 'sum' else (lambda out: F.cross_entropy(out, y))

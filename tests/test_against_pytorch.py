@@ -31,7 +31,7 @@ def build_twins(name: str, seed: int = 0):
     ours, theirs = CHAPTER_MODELS[name](), torch_twin(name)
     ours(make_input(seed))  # the first call gives the lazy layers their input size
     theirs(as_torch(make_input(seed)))
-    ours.load_state_dict({key: value.numpy() for key, value in theirs.state_dict().items()})
+    ours.load_state_dict({key: dm.tensor(value.numpy()) for key, value in theirs.state_dict().items()})
     their_modules = dict(theirs.named_modules())
     for path, module in ours.named_modules():
         if isinstance(module, FixedHiddenMLP):  # not in any state_dict: copy the constant by hand
@@ -171,7 +171,7 @@ def small_mlp_twins():
     torch.manual_seed(0)
     theirs = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     ours = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-    ours.load_state_dict({key: value.numpy() for key, value in theirs.state_dict().items()})
+    ours.load_state_dict({key: dm.tensor(value.numpy()) for key, value in theirs.state_dict().items()})
     return ours, theirs
 
 
@@ -229,7 +229,7 @@ def test_an_optimizer_built_before_the_first_call_trains_lazy_parameters(kind):
     X, y = make_input(0), np.array([3, 7])
     ours(X)  # the first call: now the parameters have shapes and values
     theirs(as_torch(X))
-    ours.load_state_dict({key: value.numpy() for key, value in theirs.state_dict().items()})
+    ours.load_state_dict({key: dm.tensor(value.numpy()) for key, value in theirs.state_dict().items()})
     assert all(a is b for a, b in zip(held, ours.parameters()))
     start = [p._data.copy() for p in held]
     for step in range(1, 4):

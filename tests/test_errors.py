@@ -69,7 +69,7 @@ def test_a_lazy_layer_keeps_the_size_of_its_first_input():
     net = make_chimera()
     net(make_input())
     error = raised(ValueError, net, dm.ones(2, 30))
-    assert_says(error, 'at 0.net.0 (LazyLinear(in_features=20', 'in_features=20', 'got shape (2, 30)',
+    assert_says(error, 'at 0.net.0 (Linear(in_features=20', 'in_features=20', 'got shape (2, 30)',
                 'first call')
 
 
@@ -209,7 +209,7 @@ def test_a_module_without_forward():
             return X
 
     error = raised(NotImplementedError, NoForward(), dm.ones(1))
-    assert_says(error, 'NoForward has no forward()', 'define forward(self, X)')
+    assert_says(error, 'Module [NoForward] is missing the required "forward" function', 'define forward(self, X)')
 
 
 def test_a_function_in_a_sequential():
@@ -219,7 +219,8 @@ def test_a_function_in_a_sequential():
 def test_registering_the_wrong_kind_of_thing():
     m = nn.Module()
     assert_says(raised(TypeError, m.add_module, 'x', np.ones(2)), "add_module('x'", 'Module', 'ndarray')
-    assert_says(raised(TypeError, m.register_parameter, 'w', dm.ones(2)), "parameter 'w'", 'expected a Parameter')
+    assert_says(raised(TypeError, m.register_parameter, 'w', dm.ones(2)), "parameter 'w'", 'Parameter or None required',
+                'nn.Parameter(value)')
 
 
 # ---- ops inside a custom forward -----------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def test_an_optimizer_given_the_module_instead_of_its_parameters():
 def test_a_lazy_parameter_used_before_initialization(use):
     weight = nn.LazyLinear(4).weight
     error = raised(ValueError, use, weight)  # PyTorch raises ValueError for an uninitialized parameter too
-    assert_says(error, 'not initialized yet' if 'initialise' not in str(error) else 'uninitialized',
+    assert_says(error, 'uninitialized parameter' if 'initialise' not in str(error) else 'uninitialized',
                 'run the model once')
 
 
@@ -295,3 +296,47 @@ def test_dropout_probability_out_of_range():
 
 def test_a_tensor_from_something_that_is_not_numbers():
     assert_says(raised(TypeError, dm.tensor, 'abc'), 'str', 'NumPy array')
+
+
+# ---- names, loading, modes and dtypes: PyTorch's exception and phrase, plus where and how to fix it -----------
+@pytest.mark.parametrize('call, kind, fragments', [
+    (lambda m: m.register_parameter('lin.weight', nn.Parameter(dm.ones(1))), KeyError,
+     ['parameter name can', 't contain ".", got: lin.weight', 'underscore', 'e.g. lin_weight']),
+    (lambda m: m.register_buffer('', dm.ones(1)), KeyError, ['buffer name can', 't be empty string', 'give it a name']),
+    (lambda m: m.add_module('forward', nn.ReLU()), KeyError,
+     ["attribute 'forward' already exists in Linear", 'would hide it', 'choose another name']),
+    (lambda m: m.register_buffer(3, dm.ones(1)), TypeError, ['buffer name should be a string. Got int']),
+])
+def test_a_bad_name_is_refused_and_nothing_is_registered(call, kind, fragments):
+    m = nn.Linear(2, 2)
+    error = raised(kind, call, m)
+    for fragment in fragments:
+        assert fragment in str(error), (fragment, str(error))
+    assert list(m.state_dict()) == ['weight', 'bias'] and list(m.children()) == []
+
+
+def test_loading_a_file_name_says_to_read_the_file_first():
+    error = raised(TypeError, nn.Linear(2, 2).load_state_dict, 'ckpt.npz')
+    assert_says(error, "Expected state_dict to be dict-like, got <class 'str'>.", 'net.load_state_dict(dm.load(path))')
+
+
+def test_a_load_names_every_bad_key_and_its_fix():
+    net = nn.Sequential(nn.Linear(2, 2))
+    message = str(raised(RuntimeError, net.load_state_dict, {'0.weight': np.ones((2, 2)), '0.bias': dm.zeros(3)}))
+    for fragment in ('Error(s) in loading state_dict for Sequential (nothing was loaded)', '"0.weight"',
+                     "received <class 'numpy.ndarray'>", 'size mismatch for 0.bias', 'dm.tensor(value)',
+                     'sizes of the saved one'):
+        assert fragment in message, fragment
+
+
+def test_train_with_a_string_and_to_an_integer_dtype():
+    assert_says(raised(ValueError, nn.Linear(2, 2).train, 'eval'), 'training mode is expected to be boolean',
+                "'eval'", 'net.eval()')
+    assert_says(raised(TypeError, nn.Linear(2, 2).to, dm.int64),
+                'nn.Module.to only accepts floating point or complex dtypes', 'int64')
+
+
+def test_a_non_leaf_tensor_cannot_become_a_parameter():
+    layer = nn.Linear(2, 2)
+    error = raised(TypeError, setattr, layer, 'weight', layer.weight * 2)
+    assert_says(error, "parameter 'weight'", 'nn.Parameter(value)')

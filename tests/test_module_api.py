@@ -123,7 +123,7 @@ def test_add_module_and_register_parameter_use_the_given_names():
     m.register_parameter('alpha', nn.Parameter(dm.tensor([0.5])))
     assert names(m.named_parameters()) == ['alpha', 'layer-1.weight', 'layer-1.bias']
     assert getattr(m, 'layer-1') is m._modules['layer-1']
-    with pytest.raises(KeyError, match="without '.'"):
+    with pytest.raises(KeyError, match=r't contain "\."'):  # PyTorch's words
         m.add_module('a.b', nn.ReLU())
 
 
@@ -203,7 +203,7 @@ def test_chimera_paths_read_like_pytorch():
     net(make_input())
     assert list(net.state_dict())[:3] == ['0.net.0.weight', '0.net.0.bias', '0.net.2.weight']
     assert net.state_dict()['0.net.2.weight'].shape == (32, 64)
-    assert [type(m).__name__ for m in net.children()] == ['NestMLP', 'LazyLinear', 'FixedHiddenMLP']
+    assert [type(m).__name__ for m in net.children()] == ['NestMLP', 'Linear', 'FixedHiddenMLP']  # lazy no more
     assert names(net.named_modules())[:4] == ['', '0', '0.net', '0.net.0']
 
 
@@ -215,36 +215,64 @@ def test_state_dict_values_are_detached_copies_of_the_same_memory():
 
 
 # ---- load_state_dict ----------------------------------------------------------------------------------------
-def test_load_state_dict_accepts_tensors_and_numpy_arrays_and_copies_them():
+def test_load_state_dict_copies_into_the_existing_tensors():
     src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
-    state = {'weight': src.weight.detach(), 'bias': src.bias.detach().numpy()}
+    weight, alias = dst.weight, dst.weight.detach()  # a reference held elsewhere stays in step
+    state = {'weight': src.weight.detach(), 'bias': dm.tensor(src.bias.detach().numpy().copy())}
     assert dst.load_state_dict(state) == ([], [])
+    assert dst.weight is weight
     np.testing.assert_array_equal(dst.weight._data, src.weight._data)
-    np.testing.assert_array_equal(dst.bias._data, src.bias._data)
-    state['bias'][:] = 7  # the model keeps its own copy
+    np.testing.assert_array_equal(alias._data, src.weight._data)
+    state['bias']._data[:] = 7  # the model keeps its own copy
     assert not (dst.bias._data == 7).any()
+
+
+def test_a_parameter_shared_under_two_keys_stays_shared_after_a_load():
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.ReLU(), shared)
+    new = {k: dm.tensor(np.full(v.shape, 3.0, np.float32)) for k, v in net.state_dict().items()}
+    net.load_state_dict(new)
+    assert net[0] is net[2] and net[0].weight is net[2].weight and (net[2].weight._data == 3).all()
+
+
+def test_load_state_dict_refuses_numpy_arrays_like_torch(torch):
+    for lib, wrap in ((nn, dm.tensor), (torch.nn, torch.from_numpy)):
+        layer = lib.Linear(2, 2, bias=False)
+        with pytest.raises(RuntimeError, match='expected torch.Tensor or Tensor-like object from checkpoint'):
+            layer.load_state_dict({'weight': np.ones((2, 2), np.float32)})
+        layer.load_state_dict({'weight': wrap(np.ones((2, 2), np.float32))})
 
 
 def test_load_state_dict_casts_to_the_models_dtype(torch):
     layer = nn.Linear(2, 2)
-    layer.load_state_dict({k: v.numpy().astype(np.float64) for k, v in layer.state_dict().items()})
+    layer.load_state_dict({k: dm.tensor(v.numpy().astype(np.float64)) for k, v in layer.state_dict().items()})
     assert layer.weight.dtype == np.float32  # torch copies into the existing float32 tensor as well
 
 
 def test_strict_load_reports_every_problem_in_one_error_and_loads_nothing():
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
-    bad = {'0.weight': np.zeros((4, 3)),          # fine, but must not be loaded either
-           '0.bias': np.zeros(5),                # mis-shaped
-           '2.weight': np.zeros((2, 4)),
-           '3.weight': np.zeros(1)}               # unexpected; 2.bias is missing
+    bad = {'0.weight': dm.zeros(4, 3),          # fine, but must not be loaded either
+           '0.bias': dm.zeros(5),                # mis-shaped
+           '2.weight': dm.tensor(np.array([['a'] * 4] * 2)),  # strings: no number to copy
+           '3.weight': dm.zeros(1)}               # unexpected; 2.bias is missing
     with pytest.raises(RuntimeError) as info:
         net.load_state_dict(bad)
     message = str(info.value)
-    for fragment in ('missing key 2.bias', 'unexpected key 3.weight', '0.bias', '(5,)', '(4,)', 'strict=False'):
+    for fragment in ('Missing key(s) in state_dict: "2.bias"', 'Unexpected key(s) in state_dict: "3.weight"',
+                     'size mismatch for 0.bias', '(5,)', '(4,)', '2.weight', 'strict=False', 'nothing was loaded'):
         assert fragment in message, fragment
     for key, value in net.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), before[key], err_msg=f'{key} was partly loaded')
+
+
+@pytest.mark.parametrize('bad', ['ckpt.npz', 2, None, [('weight', 1)]])
+def test_load_state_dict_of_something_not_dict_like_is_a_type_error_like_torch(torch, bad):
+    for lib in (nn, torch.nn):
+        with pytest.raises(TypeError, match='Expected state_dict to be dict-like, got'):
+            lib.Linear(2, 2).load_state_dict(bad)
+    with pytest.raises(TypeError, match=r'load_state_dict\(dm.load\(path\)\)'):
+        nn.Linear(2, 2).load_state_dict('ckpt.npz')
 
 
 def test_non_strict_load_returns_missing_and_unexpected_like_torch(torch):
@@ -253,29 +281,29 @@ def test_non_strict_load_returns_missing_and_unexpected_like_torch(torch):
 
     ours, theirs = model(nn), model(torch.nn)
     state = {'0.weight': np.ones((4, 3), np.float32), 'extra.bias': np.ones(2, np.float32)}
-    ours_result = ours.load_state_dict(state, strict=False)
+    ours_result = ours.load_state_dict({k: dm.tensor(v) for k, v in state.items()}, strict=False)
     theirs_result = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
     assert ours_result.missing_keys == theirs_result.missing_keys == ['0.bias', '2.weight', '2.bias']
     assert ours_result.unexpected_keys == theirs_result.unexpected_keys == ['extra.bias']
     assert ours_result._fields == ('missing_keys', 'unexpected_keys')
     assert (ours[0].weight._data == 1).all()
     with pytest.raises(RuntimeError, match=r'0\.bias'):  # a wrong shape is an error even when not strict, as in torch
-        ours.load_state_dict({'0.bias': np.ones(5)}, strict=False)
+        ours.load_state_dict({'0.bias': dm.ones(5)}, strict=False)
 
 
 def test_load_state_dict_result_reads_like_torch(torch):
     ours, theirs = nn.Linear(2, 2), torch.nn.Linear(2, 2)
     assert repr(ours.load_state_dict(ours.state_dict())) == repr(theirs.load_state_dict(theirs.state_dict()))
-    assert repr(ours.load_state_dict({}, strict=False)) == \
-        "IncompatibleKeys(missing_keys=['weight', 'bias'], unexpected_keys=[])"
+    assert repr(ours.load_state_dict({}, strict=False)) == repr(theirs.load_state_dict({}, strict=False)) == \
+        "_IncompatibleKeys(missing_keys=['weight', 'bias'], unexpected_keys=[])"
 
 
-def test_a_pytorch_state_dict_as_numpy_loads_as_is(torch):
+def test_a_pytorch_state_dict_loads_as_is(torch):
     theirs = torch_twin('chimera')
     X = make_input()
     expected = theirs(torch.from_numpy(X.numpy())).item()
     ours = make_chimera()
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict({k: dm.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
     ours[2].rand_weight = dm.tensor(theirs[2].rand_weight.numpy())  # not in any state dict, as in torch
     assert ours(X).item() == pytest.approx(expected, rel=1e-5)
 
@@ -425,10 +453,10 @@ def test_a_custom_extra_repr_comes_before_the_children_like_torch(torch):
     assert '(0): Scaled(\n    scale=2.0\n    (inner): Sequential(' in repr(build(nn))
 
 
-def test_lazy_linear_shows_its_unknown_size_as_a_question_mark(torch):
+def test_lazy_linear_shows_its_unknown_size_as_zero_like_torch(torch):
     ours = repr(CHAPTER_MODELS['net']())
-    assert ours.replace('?', '0') == repr(torch_twin('net'))  # torch prints 0 for the size it does not know yet
-    assert '(0): LazyLinear(in_features=?, out_features=256, bias=True)' in ours
+    assert ours == repr(torch_twin('net'))  # torch prints 0 for the size it does not know yet
+    assert '(0): LazyLinear(in_features=0, out_features=256, bias=True)' in ours
 
 
 def test_no_repr_shows_a_memory_address():
@@ -516,26 +544,31 @@ def test_lazy_linear_before_its_first_call():
     net = CHAPTER_MODELS['net']()
     params = list(net.named_parameters())
     assert names(params) == ['0.weight', '0.bias', '2.weight', '2.bias']  # they exist already
-    assert net[0].weight.shape == (256, None) and net[0].bias.shape == (256,)
-    assert net[0].in_features is None
-    assert 'in_features=?' in repr(net) and repr(net[0].weight) == 'Parameter(uninitialized, shape=(256, ?))'
-    with pytest.raises(ValueError, match=r'not initialized yet \(shape \(256, \?\)\).*run the model once'):
+    assert all(isinstance(p, nn.UninitializedParameter) for _, p in params)
+    assert net[0].in_features == 0
+    assert 'in_features=0' in repr(net) and repr(net[0].weight) == '<UninitializedParameter>'  # the book's cell
+    with pytest.raises(ValueError, match=r'uninitialized parameter.*run the model once'):
         sum(p.numel() for p in net.parameters())
+    with pytest.raises(RuntimeError, match=r"shape of an uninitialized parameter.*run the model once"):
+        net[0].weight.shape
 
 
-def test_a_lazy_model_can_be_frozen_and_unfrozen_before_its_first_call():
+def test_a_lazy_model_cannot_be_frozen_before_its_first_call_like_torch(torch):
     net = CHAPTER_MODELS['net']()
-    net.requires_grad_(False).requires_grad_(True)
-    assert all(p.requires_grad for p in net.parameters())
+    with pytest.raises(ValueError, match='uninitialized parameter'):
+        net.requires_grad_(False)
+    with pytest.raises(ValueError, match='uninitialized parameter'):
+        torch_twin('net').requires_grad_(False)
 
 
-def test_lazy_linear_after_its_first_call():
+def test_lazy_linear_after_its_first_call_is_a_linear():
     net = CHAPTER_MODELS['net']()
     weight = net[0].weight
     assert net(make_input()).shape == (2, 10)
     assert net[0].weight is weight and weight.shape == (256, 20) and net[0].in_features == 20
+    assert type(net[0]) is nn.Linear and type(weight) is nn.Parameter
     assert sum(p.numel() for p in net.parameters()) == 7946
-    assert 'LazyLinear(in_features=20, out_features=256, bias=True)' in repr(net)
+    assert '(0): Linear(in_features=20, out_features=256, bias=True)' in repr(net)
 
 
 def test_an_optimizer_built_before_the_first_call_trains_afterwards():
@@ -708,3 +741,165 @@ def test_float32_stays_float32_through_a_training_step(make_opt):
     assert {p.dtype for p in net.parameters()} == {p.grad.dtype for p in net.parameters()} == {np.dtype(np.float32)}
     states = [v for s in opt.state.values() for v in s.values() if isinstance(v, np.ndarray)]
     assert states and {v.dtype for v in states} == {np.dtype(np.float32)}
+
+
+# ---- any depth: 5,000 nested modules ---------------------------------------------------------------------------
+def nested(depth: int = 5000) -> nn.Module:
+    net = nn.Linear(2, 2)
+    for _ in range(depth):
+        net = nn.Sequential(net)
+    return net
+
+
+def test_5000_nested_modules_print_list_save_load_and_move_without_recursion_error():
+    net = nested()
+    text = repr(net)
+    assert text.startswith('Sequential(\n  (0): Sequential(\n    (0): Sequential(')
+    assert ' ' * 10000 + '(0): Linear(in_features=2, out_features=2, bias=True)' in text
+    assert text.endswith('\n  )\n)') and text.count('\n') == 2 * 5000
+    paths = [p for p, _ in net.named_modules()]
+    assert len(paths) == 5001 and paths[-1] == '.'.join(['0'] * 5000)
+    visited = []
+    net.apply(visited.append)
+    assert type(visited[0]) is nn.Linear and visited[-1] is net  # children first, then self, as in torch
+    state = net.state_dict()
+    assert list(state) == ['.'.join(['0'] * 5000 + ['weight']), '.'.join(['0'] * 5000 + ['bias'])]
+    fresh = {k: dm.tensor(np.full(v.shape, 2.0, np.float32)) for k, v in state.items()}
+    assert net.load_state_dict(fresh) == ([], [])
+    assert (visited[0].weight._data == 2).all()
+    assert net.train(False) is net and not visited[0].training and not net.training
+    assert net.to(dm.float64) is net and visited[0].weight.dtype == np.float64
+    assert len(list(net.parameters())) == 2 and len(list(net.modules())) == 5001
+
+
+def test_apply_follows_torch_order_and_torch_sharing(torch):
+    def build(lib):
+        shared = lib.Linear(2, 2)
+        return lib.Sequential(lib.Sequential(lib.Linear(2, 2), shared), lib.ReLU(), lib.Sequential(shared)), shared
+
+    orders = []
+    for lib in (nn, torch.nn):
+        net, _ = build(lib)
+        names_of = {id(m): p for p, m in net.named_modules(remove_duplicate=False)}
+        seen = []
+        net.apply(lambda m: seen.append(names_of[id(m)]))
+        orders.append(seen)
+    assert orders[0] == orders[1]  # torch applies fn to a module shared by two parents twice
+
+
+def test_a_lazy_layer_becomes_its_eager_class_for_the_books_initialisers():
+    net = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(1))
+    net(dm.rand(2, 4))
+
+    def init_normal(m):
+        if type(m) == nn.Linear:  # the book's test; it was silently skipped while the class stayed LazyLinear
+            nn.init.normal_(m.weight, mean=0, std=0.01)
+            nn.init.zeros_(m.bias)
+    net.apply(init_normal)
+    assert (net[0].bias._data == 0).all() and (net[2].bias._data == 0).all()
+
+
+def test_names_that_would_hide_something_are_refused_and_nothing_is_registered(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        m = lib.Linear(2, 2)
+        m.plain = 3
+        for call, error in [(lambda: m.add_module('forward', lib.ReLU()), KeyError),
+                            (lambda: m.register_buffer('training', T.zeros(1)), KeyError),
+                            (lambda: m.register_parameter('plain', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_buffer('weight', T.zeros(1)), KeyError),
+                            (lambda: m.register_parameter('lin.weight', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: setattr(m, 'lin.weight', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_parameter('', lib.Parameter(T.zeros(1))), KeyError),
+                            (lambda: m.register_buffer(3, T.zeros(1)), TypeError),
+                            (lambda: m.add_module(('a',), lib.ReLU()), TypeError)]:
+            with pytest.raises(error):
+                call()
+        assert list(m.state_dict()) == ['weight', 'bias'] and list(m.children()) == []
+        assert callable(m.forward) and m.training is True
+    m = nn.Linear(2, 2)
+    m.forward = nn.ReLU()  # torch registers it but the method still wins: the same here
+    assert m._modules['forward'] is not None and not isinstance(m.forward, nn.Module)
+    with pytest.raises(KeyError, match="attribute 'forward' already exists.*choose another name"):
+        nn.Linear(2, 2).add_module('forward', nn.ReLU())
+
+
+def test_train_with_a_non_boolean_and_to_an_integer_dtype_fail_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        with pytest.raises(ValueError, match='training mode is expected to be boolean'):
+            lib.Linear(2, 2).train('x')
+        with pytest.raises(TypeError, match='nn.Module.to only accepts floating point or complex dtypes'):
+            lib.Linear(2, 2).to(T.int64)
+
+
+def test_get_submodule_parameter_buffer_errors_read_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        net = lib.Sequential(lib.Linear(2, 2))
+        net[0].register_buffer('b', T.zeros(1))
+        assert net.get_submodule('0') is net[0] and net.get_submodule('') is net
+        assert net.get_parameter('0.weight') is net[0].weight and net.get_buffer('0.b') is net[0].b
+        for call, pattern in [(lambda: net.get_submodule('1'), 'Sequential has no attribute `1`'),
+                              (lambda: net.get_submodule('0.weight'), '`weight` is not an nn.Module'),
+                              (lambda: net.get_parameter('0.b'), '`b` is not an nn.Parameter'),
+                              (lambda: net.get_buffer('0.weight'), '`weight` is not a buffer'),
+                              (lambda: net.get_parameter('0.nope'), 'Linear has no attribute `nope`')]:
+            with pytest.raises(AttributeError, match=pattern):
+                call()
+
+
+def test_state_dict_takes_torchs_arguments(torch):
+    for lib in (nn, torch.nn):
+        net = lib.Sequential(lib.Linear(2, 2))
+        assert list(net.state_dict(prefix='model.')) == ['model.0.weight', 'model.0.bias']
+        out = {}
+        assert net.state_dict(destination=out) is out and list(out) == ['0.weight', '0.bias']
+        assert net.state_dict(keep_vars=True)['0.weight'] is net[0].weight
+        assert list(net.named_parameters(prefix='m')) [0][0] == 'm.0.weight'
+
+
+def test_module_to_moves_parameters_and_buffers_but_not_plain_tensors():
+    net = nn.Linear(2, 2)
+    net.register_buffer('running', dm.zeros(2))
+    net.plain = dm.zeros(2)
+    net.to(dtype=dm.float64)
+    assert net.weight.dtype == net.running.dtype == np.float64 and net.plain.dtype == np.float32
+    assert net.cpu() is net and net.float() is net and net.weight.dtype == np.float32
+
+
+def test_repr_of_containers_inside_a_model_matches_torch(torch):
+    def build(lib, T):
+        net = lib.Sequential(lib.ModuleList([lib.Linear(2, 2) for _ in range(3)] + [lib.ReLU()]), lib.Linear(2, 3))
+        net.add_module('md', lib.ModuleDict({'a': lib.Sequential(lib.ReLU(), lib.ReLU())}))
+        net.add_module('none', None)
+        return net
+    assert repr(build(nn, dm)) == repr(build(torch.nn, torch))
+    assert '(0-2): 3 x Linear(in_features=2, out_features=2, bias=True)' in repr(build(nn, dm))
+
+
+def test_5000_nested_module_lists_print_and_runs_of_identical_layers_fold_like_torch(torch):
+    net = nn.Linear(2, 2)
+    for _ in range(5000):
+        net = nn.ModuleList([net])
+    assert repr(net).count('ModuleList(') == 5000
+
+    def build(lib):
+        inner = [lib.ModuleList([lib.ReLU(), lib.ReLU()]) for _ in range(2)]
+        return lib.ModuleList([lib.Linear(2, 2), lib.Linear(2, 2), lib.Linear(3, 2), *inner, None])
+    assert repr(build(nn)) == repr(build(torch.nn))
+
+
+def test_an_always_called_hook_runs_once_whoever_raised_like_torch(torch):
+    for lib, T in ((nn, dm), (torch.nn, torch)):
+        calls = []
+
+        def throw(m, i, o):
+            raise RuntimeError('hook failed')
+
+        layer = lib.Linear(2, 2)
+        layer.register_forward_hook(throw)
+        layer.register_forward_hook(lambda m, i, o: calls.append(o is None), always_call=True)
+        with pytest.raises(RuntimeError, match='hook failed'):
+            layer(T.ones(1, 2))
+        assert calls == [False]  # it ran after the error, once, and saw the output
+        with pytest.raises((RuntimeError, ValueError)):  # (the op's error type is the core's business)
+            layer(T.ones(1, 3))  # forward itself fails: the hook still runs, with no output
+        assert calls == [False, True]

@@ -16,7 +16,8 @@ from d2lmod.tensor import Tensor, no_grad
 from . import frameworks
 
 # Module's own bookkeeping attributes: dicts that hold registered things, not hidden ones
-_REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_non_persistent', 'training'}
+_REGISTRIES = {'_parameters', '_buffers', '_modules', '_forward_hooks', '_forward_pre_hooks', '_non_persistent',
+               'training'}
 
 
 def _plain_attributes(module: Module):

@@ -1,22 +1,21 @@
 """d2lmod.nn: modules, layers, containers, functions and initialisers, with PyTorch's names."""
 from . import functional, init, parameter
-from .containers import ModuleDict, ModuleList, Sequential
-from .containers import ParameterDict, ParameterList
+from .activation import GELU, Softmax
+from .attention import MultiheadAttention
+from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .conv import Conv2d, LazyConv2d
 from .layers import (CrossEntropyLoss, Dropout, Flatten, Identity, LazyLinear, Linear, MSELoss, ReLU,
                      Sigmoid, Tanh)
-from .module import Module, Parameter
-from .parameter import UninitializedBuffer, UninitializedParameter
+from .module import Module
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, LazyBatchNorm1d, LazyBatchNorm2d
+from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sparse import Embedding
 
-__all__ = ['Module', 'Parameter', 'Linear', 'LazyLinear', 'ReLU', 'Sigmoid', 'Tanh', 'Flatten', 'Identity',
-           'Dropout', 'Sequential', 'ModuleList', 'ModuleDict', 'MSELoss', 'CrossEntropyLoss',
-           'functional', 'init']
-__all__ += ['ParameterList', 'ParameterDict', 'UninitializedParameter', 'UninitializedBuffer', 'parameter']
-from .conv import Conv2d, LazyConv2d  # noqa: E402
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: E402
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, LazyBatchNorm1d, LazyBatchNorm2d  # noqa: E402
-from .sparse import Embedding  # noqa: E402
-from .attention import MultiheadAttention  # noqa: E402
-from .activation import GELU, Softmax  # noqa: E402
-
-__all__ += ['Conv2d', 'LazyConv2d', 'MaxPool2d', 'AvgPool2d', 'AdaptiveAvgPool2d', 'BatchNorm1d', 'BatchNorm2d',
-            'LazyBatchNorm1d', 'LazyBatchNorm2d', 'LayerNorm', 'Embedding', 'MultiheadAttention', 'GELU', 'Softmax']
+__all__ = ['Module', 'Parameter', 'Buffer', 'UninitializedParameter', 'UninitializedBuffer',
+           'Linear', 'LazyLinear', 'ReLU', 'Sigmoid', 'Tanh', 'GELU', 'Softmax', 'Flatten', 'Identity', 'Dropout',
+           'Conv2d', 'LazyConv2d', 'MaxPool2d', 'AvgPool2d', 'AdaptiveAvgPool2d',
+           'BatchNorm1d', 'BatchNorm2d', 'LazyBatchNorm1d', 'LazyBatchNorm2d', 'LayerNorm',
+           'Embedding', 'MultiheadAttention',
+           'Sequential', 'ModuleList', 'ModuleDict', 'ParameterList', 'ParameterDict',
+           'MSELoss', 'CrossEntropyLoss', 'functional', 'init', 'parameter']

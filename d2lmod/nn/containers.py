@@ -12,10 +12,14 @@ from .module import Module, Parameter
 
 def _position(container, idx) -> int:
     """idx as a position from the start (negative counts from the end); a 0-d integer tensor works too."""
-    idx = idx.item() if isinstance(idx, Tensor) and idx.dtype.kind in 'iu' else operator.index(idx)
+    try:
+        idx = idx.item() if isinstance(idx, Tensor) and idx.dtype.kind in 'iu' else operator.index(idx)
+    except TypeError:
+        raise TypeError(f"{type(container).__name__} indices must be integers or slices, not "
+                        f"{type(idx).__name__}") from None
     n = len(container)
     if not -n <= idx < n:
-        raise IndexError(f"index {idx} is out of range for a {type(container).__name__} of length {n}")
+        raise IndexError(f"index {idx} is out of range for a {type(container).__name__} of {n} modules")
     return idx % n
 
 
@@ -129,6 +133,7 @@ def _factor(container, other) -> int:
 
 class ModuleList(Module):
     """A list of modules that, unlike a plain Python list, registers them (parameters, state_dict, to())."""
+    _repr_runs = True  # printed as PyTorch prints it: '(0-2): 3 x Linear(...)' for a run of identical layers
 
     def __init__(self, modules: Iterable[Module] | None = None):
         super().__init__()
@@ -179,20 +184,6 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
-
-    def __repr__(self):
-        """As PyTorch: a run of identical children prints once, e.g. '(0-2): 3 x Linear(...)'."""
-        texts = [repr(m) for m in self]
-        if not texts:
-            return 'ModuleList()'
-        lines, start = [], 0
-        for i in range(1, len(texts) + 1):
-            if i == len(texts) or texts[i] != texts[start]:
-                label = f'({start})' if i - start == 1 else f'({start}-{i - 1}): {i - start} x'
-                label = label + ':' if i - start == 1 else label
-                lines.append(f'{label} ' + texts[start].replace('\n', '\n  '))
-                start = i
-        return 'ModuleList(\n  ' + '\n  '.join(lines) + '\n)'
 
 
 class ModuleDict(Module):
@@ -339,8 +330,8 @@ class ParameterDict(Module):
         return key
 
     def __getitem__(self, key: str):
-        if self._key(key) not in self._keys:
-            raise KeyError(f"ParameterDict has no key {key!r}; its keys are {list(self._keys)}")
+        if self._key(key) not in self._keys:  # PyTorch raises AttributeError here, not KeyError
+            raise AttributeError(f"'ParameterDict' object has no attribute '{key}': its keys are {list(self._keys)}")
         return getattr(self, key)
 
     def __setitem__(self, key: str, value) -> None:
@@ -350,7 +341,6 @@ class ParameterDict(Module):
         self._keys[key] = None
 
     def __delitem__(self, key: str) -> None:
-        self[key]  # a KeyError that names the keys
         del self._keys[key]
         delattr(self, key)
 

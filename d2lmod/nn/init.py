@@ -12,8 +12,9 @@ from ..tensor import Tensor
 def _shape(tensor: Tensor) -> tuple:
     """The shape to fill; a lazy parameter has none yet."""
     if tensor._data is None:
-        raise ValueError("cannot initialise an uninitialized (lazy) parameter: run the model once on an input "
-                         "first, then initialise (e.g. with net.apply(init_fn))")
+        raise ValueError("Attempted to use an uninitialized parameter in an initialiser: its lazy layer does not "
+                         "know its size yet; run the model once on an input first, then initialise (e.g. with "
+                         "net.apply(init_fn))")
     return tensor.shape
 
 

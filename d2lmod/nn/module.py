@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..tensor import Tensor, _State, no_grad, resolve_to
+from .hooks import RemovableHandle, add_hook, run_always_called, run_hooks, run_pre_hooks
+from .printing import module_repr
 from .parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy  # noqa: F401
 
 
@@ -19,26 +21,6 @@ class ModuleCall:
 
     def __init__(self, module, parent):
         self.module, self.parent, self.index = module, parent, next(ModuleCall._counter)
-
-
-class RemovableHandle:
-    """Returned by the register_*_hook methods; .remove() (or leaving a `with` block) takes the hook away."""
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self.hooks, self.id = hooks, next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-    def __repr__(self):
-        return f'RemovableHandle(id={self.id})'
 
 
 class _IncompatibleKeys(namedtuple('IncompatibleKeys', ['missing_keys', 'unexpected_keys'])):
@@ -71,20 +53,22 @@ class Module:
     def __call__(self, *args, **kwargs):
         parent = _State.module_call
         _State.module_call = ModuleCall(self, parent)
-        out, done = None, False
+        out, called = None, ()
         try:
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs)
             if self._forward_pre_hooks:
-                args, kwargs = self._run_pre_hooks(args, kwargs)
+                args, kwargs = run_pre_hooks(self, self._forward_pre_hooks, args, kwargs)
             out = self.forward(*args, **kwargs)
             if self.cls_to_become is not None:
                 self._infer_parameters(args, kwargs, after=True)
-            done = True
-            return self._run_hooks(args, kwargs, out, everything=True) if self._forward_hooks else out
+            if not self._forward_hooks:
+                return out
+            called = set()
+            return run_hooks(self, self._forward_hooks, args, kwargs, out, called)
         except Exception as error:
-            if not done and self._forward_hooks:  # hooks registered with always_call=True run even now
-                self._run_hooks(args, kwargs, out, everything=False)
+            if self._forward_hooks:  # hooks registered with always_call=True run even now
+                run_always_called(self, self._forward_hooks, args, kwargs, out, called)
             if '_d2lmod_module' not in error.__dict__:
                 error._d2lmod_module = self          # the innermost module the error came through
             if parent is None:
@@ -117,36 +101,14 @@ class Module:
         return any(is_lazy(t) and t._data is None
                    for t in itertools.chain(self._parameters.values(), self._buffers.values()))
 
-    def _run_pre_hooks(self, args, kwargs):
-        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
-            if with_kwargs:
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, new_kwargs), "
-                                           f"but got {result!r:.80}")
-                    args, kwargs = result
-            else:
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-        return args, kwargs
-
-    def _run_hooks(self, args, kwargs, out, everything: bool):
-        for hook, with_kwargs, always_call in list(self._forward_hooks.values()):
-            if everything or always_call:
-                result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
-                out = out if result is None else result
-        return out
-
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
         """hook(module, args) runs before every forward; a non-None result replaces the inputs."""
-        return _add_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
+        return add_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
         """hook(module, args, output) runs after every forward; a non-None result replaces the output."""
-        return _add_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
+        return add_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
 
     # ---- registration ------------------------------------------------------------------------------------
     # A registered parameter, buffer or child lives in two places: its registry (_parameters, _buffers or
@@ -166,6 +128,9 @@ class Module:
             self.register_parameter(name, _checked(value, f"parameter '{name}'", Parameter))
         elif isinstance(value, Module) or params is not None and name in self._modules:
             self._register(self._modules, name, _checked(value, f"submodule '{name}'", Module))
+        elif getattr(value, '_buffer_persistent', None) is not None:  # self.x = nn.Buffer(t)
+            self._forget(name, keep=self._buffers)
+            self.register_buffer(name, value, value._buffer_persistent)
         elif params is not None and name in self._buffers:
             self._register(self._buffers, name, _checked(value, f"buffer '{name}'", Tensor))
         else:  # a plain attribute; a Tensor here is NOT registered (not a parameter, not saved, not moved)
@@ -179,7 +144,7 @@ class Module:
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str, keep: dict | None = None) -> None:
-        """Drop name from __dict__ and every registry but keep, whose entry stays in place (the order stays, as in torch)."""
+        """Drop name from __dict__ and every registry but keep, whose entry stays in place (its order too)."""
         for registry in (self.__dict__, self._parameters, self._buffers, self._modules):
             if registry is not keep:
                 registry.pop(name, None)
@@ -200,6 +165,11 @@ class Module:
         hint = f"; did you mean '{close[0]}'?" if close else ''
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'{hint}")
 
+    def __dir__(self):
+        """As PyTorch: the registered names too, but not the digit names of a Sequential's children."""
+        keys = [*dir(type(self)), *self.__dict__, *self._parameters, *self._buffers, *self._modules]
+        return sorted(key for key in set(keys) if not key[:1].isdigit())
+
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
             self._forget(name)
@@ -214,10 +184,10 @@ class Module:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
         if '.' in name:  # state_dict keys are dotted paths: a dotted name could not be found again
-            raise KeyError(f"{kind} name can't contain \".\", got: {name}; use '_' instead, e.g. "
-                           f"'{name.replace('.', '_')}'")
+            raise KeyError(f"{kind} name can't contain \".\", got: {name}; use an underscore instead, e.g. "
+                           f"{name.replace('.', '_')}")
         if name == '':
-            raise KeyError(f"{kind} name can't be empty string \"\"; give it a name such as 'layer0'")
+            raise KeyError(f"{kind} name can't be empty string \"\"; give it a name such as layer0")
         if name not in registry and (name in self.__dict__ or hasattr(type(self), name) or any(
                 name in r for r in (self._parameters, self._buffers, self._modules))):
             raise KeyError(f"attribute '{name}' already exists in {type(self).__name__}; registering a {kind} "
@@ -346,12 +316,12 @@ class Module:
         """Every parameter and persistent buffer under every path (a shared one under each of its names)."""
         destination, prefix, keep_vars = (list(args) + [destination, prefix, keep_vars][len(args):])[:3]
         out = OrderedDict() if destination is None else destination
-        for path, module in self.named_modules(prefix=prefix, remove_duplicate=False):
+        for path, module in self.named_modules(remove_duplicate=False):
             entries = list(module._parameters.items()) + [
                 (n, b) for n, b in module._buffers.items() if n not in module._non_persistent]
-            for name, t in entries:
+            for name, t in entries:  # as PyTorch: prefix is put in front as it is ('model.' ends with its dot)
                 if t is not None:
-                    out[f'{path}.{name}' if path else name] = t if keep_vars or is_lazy(t) else t.detach()
+                    out[prefix + (f'{path}.{name}' if path else name)] = t if keep_vars or is_lazy(t) else t.detach()
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False) -> _IncompatibleKeys:
@@ -360,17 +330,21 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}."
                             + (" To load a file, read it first: net.load_state_dict(dm.load(path))"
                                if isinstance(state_dict, str) else ""))
+        if assign:
+            raise NotImplementedError("load_state_dict(assign=True) is not offered by d2lmod: it always copies into "
+                                      "the model's own tensors; drop assign=True")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        problems, copies = [], []
+        problems, copies, fixes = [], [], []
         for key, target in own.items():
             if key not in state_dict:
                 continue
             value = state_dict[key]
             if not isinstance(value, Tensor):
                 problems.append(f'While copying the parameter named "{key}", expected torch.Tensor or Tensor-like '
-                                f"object from checkpoint but received {type(value)}; wrap it: dm.tensor(value)")
+                                f"object from checkpoint but received {type(value)}")
+                fixes.append("wrap NumPy arrays and lists in tensors first: dm.tensor(value)")
             elif is_lazy(value) and value._data is None:
                 if not is_lazy(target):  # PyTorch raises right away here too, naming the shape
                     raise RuntimeError(f"Can't access the shape of an uninitialized parameter or buffer: "
@@ -379,20 +353,24 @@ class Module:
             elif value._data.dtype.kind not in 'biuf':
                 problems.append(f"{key}: the checkpoint holds {value._data.dtype} values, which do not convert to "
                                 f"the model's {target.dtype}")
+                fixes.append("save numbers, not text or objects")
             elif not (is_lazy(target) and target._data is None) and value.shape != target.shape:
                 problems.append(f"size mismatch for {key}: copying a param with shape {value.shape} from "
                                 f"checkpoint, the shape in current model is {target.shape}.")
+                fixes.append("build the model with the sizes of the saved one (a shape never loads, even with "
+                             "strict=False)")
             else:
                 copies.append((target, value))
         if strict and unexpected:
             problems.insert(0, 'Unexpected key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in unexpected) + '. ')
         if strict and missing:
             problems.insert(0, 'Missing key(s) in state_dict: ' + ', '.join(f'"{k}"' for k in missing) + '. ')
+        if strict and (missing or unexpected):
+            fixes.append("build the model with the saved one's names, or pass strict=False to load only the "
+                         "matching keys")
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} (nothing was loaded):\n\t"
-                               + '\n\t'.join(problems) + "\nTo fix it, build the model the same way as the saved "
-                               "one" + (", or pass strict=False to load only the matching keys" if strict and
-                                        (missing or unexpected) else ""))
+                               + '\n\t'.join(problems) + "\nTo fix it, " + '; or '.join(dict.fromkeys(fixes)))
         with no_grad():
             for target, value in copies:  # into the existing arrays: every name and reference stays in step
                 if is_lazy(target):
@@ -477,59 +455,25 @@ class Module:
         return ''
 
     def __repr__(self):
-        """PyTorch's layout, written line by line from an explicit stack so that any depth prints."""
-        lines, on_path, stack = [], set(), [(0, '', self)]
-        while stack:
-            depth, label, module = stack.pop()
-            pad = '  ' * depth
-            if label is None:                    # the end of module's children: close its parenthesis
-                on_path.discard(id(module))
-                lines.append(pad + ')')
-            elif module is None or id(module) in on_path:
-                lines.append(pad + label + ('None' if module is None else f'<{type(module).__name__}: contains itself>'))
-            else:
-                extra = module.extra_repr()
-                extra = extra.split('\n') if extra else []
-                if not module._modules and len(extra) <= 1:
-                    lines.append(f'{pad}{label}{type(module).__name__}({"".join(extra)})')
-                    continue
-                lines.append(f'{pad}{label}{type(module).__name__}(')
-                lines.extend(f'{pad}  {line}' for line in extra)
-                on_path.add(id(module))
-                stack.append((depth, None, module))
-                stack.extend(reversed([(depth + 1, f'({name}): ', child) for name, child in module._modules.items()]))
-        return '\n'.join(lines)
-
-
-def _add_hook(hooks: OrderedDict, entry: tuple, prepend: bool) -> RemovableHandle:
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = entry
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
-    return handle
+        return module_repr(self, Module.__repr__)  # nn/printing.py: PyTorch's layout, any depth
 
 
 def _to_dtype(args: tuple, kwargs: dict):
     """The dtype asked for by Module.to's arguments (PyTorch's signatures), or None; devices via resolve_to."""
-    if set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format'} or len(args) > 3:
-        raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use "
-                        "to(device), to(dtype), to(device, dtype) or to(tensor)")
-    args = [a.dtype if i == 0 and isinstance(a, Tensor) else a for i, a in enumerate(args)]
-    dtype, was_dtype = None, False
-    for i, target in enumerate(args):
-        non_blocking_slot = i == 2 or (i == 1 and was_dtype)
-        if isinstance(target, bool) != non_blocking_slot or target is None or isinstance(target, (list, dict, tuple)):
-            raise TypeError(f"to() received an invalid combination of arguments: {tuple(args)}; use to(device), "
-                            "to(dtype), to(device, dtype) or to(tensor) (non_blocking last)")
-        if not non_blocking_slot:
-            dtype = resolve_to(target) if dtype is None else dtype
-            was_dtype = dtype is not None
-            if i == 1 and not was_dtype:
-                raise TypeError(f"to(): the second argument must be a dtype, got {target!r}")
+    if kwargs.get('copy'):
+        raise RuntimeError(".to() does not accept copy argument: a module's tensors are converted in place")
+    resolved = [None if isinstance(a, bool) or a is None or isinstance(a, (list, dict, tuple)) else
+                resolve_to(a.dtype if isinstance(a, Tensor) else a) for a in args]
+    kinds = ['flag' if isinstance(a, bool) else 'bad' if a is None or isinstance(a, (list, dict, tuple)) else
+             'device' if r is None else 'dtype' for a, r in zip(args, resolved)]
+    if kinds not in ([], ['device'], ['dtype'], ['device', 'dtype'], ['dtype', 'flag'], ['device', 'dtype', 'flag']) \
+            or set(kwargs) - {'device', 'dtype', 'non_blocking', 'memory_format', 'copy'}:
+        raise TypeError(f"to() received an invalid combination of arguments: {args}, {kwargs}; use to(device), "
+                        "to(dtype), to(device, dtype) or to(tensor), with non_blocking last")
     for key in ('device', 'dtype'):
         if kwargs.get(key) is not None:
-            resolved = resolve_to(kwargs[key].dtype if isinstance(kwargs[key], Tensor) else kwargs[key])
-            dtype = resolved if resolved is not None else dtype
+            resolved.append(resolve_to(kwargs[key].dtype if isinstance(kwargs[key], Tensor) else kwargs[key]))
+    dtype = next((r for r in reversed(resolved) if r is not None), None)
     if dtype is not None and np.dtype(dtype).kind not in 'fc':
         raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got desired "
                         f"dtype={dtype}; integer and bool tensors cannot hold what training changes")

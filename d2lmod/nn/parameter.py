@@ -22,6 +22,15 @@ class Parameter(Tensor):
         return 'Parameter containing:\n' + Tensor.__repr__(self)
 
 
+class Buffer:
+    """nn.Buffer(t): t marked to become a buffer when assigned to a module attribute (self.x = nn.Buffer(t))."""
+
+    def __new__(cls, data=None, *, persistent: bool = True):
+        t = Tensor(np.zeros(0, np.float32)) if data is None else data.detach()  # a plain tensor, as in PyTorch
+        t._buffer_persistent = persistent  # read by Module.__setattr__
+        return t
+
+
 class UninitializedParameter(Parameter):
     """A lazy layer's parameter before its first call: no shape and no values yet (PyTorch's class).
 
@@ -56,6 +65,7 @@ class UninitializedParameter(Parameter):
 class UninitializedBuffer(Tensor):
     """A lazy layer's buffer before its first call (e.g. a running mean whose size is not known yet)."""
     cls_to_become = Tensor
+    _buffer_persistent = True  # like nn.Buffer: assigning one to a module attribute registers a buffer
     materialize, __repr__ = UninitializedParameter.materialize, UninitializedParameter.__repr__
     shape, dtype = UninitializedParameter.shape, UninitializedParameter.dtype
 
