@@ -545,11 +545,9 @@ def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Grap
         made[members[0]] = node
         for i in members:
             target[i] = node.id
-    for n in data.nodes:  # a leaf only these steps use goes into the run's node; others keep feeding it
-        if _is_side(n) and n.id in consumers:
-            homes = {target.get(c) for c in consumers[n.id]}
-            if len(homes) == 1 and None not in homes:
-                target[n.id] = homes.pop()
+    for n in data.nodes:  # a leaf that one step alone uses goes into the run's node; a shared one stays a node
+        if _is_side(n) and len(consumers.get(n.id, ())) == 1 and next(iter(consumers[n.id])) in target:
+            target[n.id] = target[next(iter(consumers[n.id]))]
     nodes = [made.get(n.id, n) for n in data.nodes if n.id not in target or n.id in made]
     edges, seen = [], set()
     for e in data.edges:

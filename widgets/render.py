@@ -181,7 +181,7 @@ def summary_text(info: ModelInfo, depth: int | None = None, width: int = 100) ->
     totals = _totals_lines(info)
     pad, vpad = max(len(name) for name, _, _ in totals), max(len(value) for _, value, _ in totals)
     out += [f'{name.ljust(pad)}  {value.rjust(vpad)}  {remark}'.rstrip() for name, value, remark in totals]
-    if any(r.folded for r in rows):
+    if any(r.folded and not isinstance(r, Elided) for r in rows):
         out.append(f'(+n): n submodules folded into that row (depth={depth}); rows still add up to the totals')
     out += [f'({sentence})' for sentence in said]
     notes = grouped_notes(info.notes)
@@ -242,7 +242,7 @@ def summary_html(info: ModelInfo, depth: int | None = None) -> str:
     trs.append(f'<tr style="border-top: 2px solid #9ca3af; font-weight: bold">'
                f'{"".join(td(c, h) for c, h in zip(total, head))}</tr>')
     folded = (f'<div style="color: #6b7280">(+n): n submodules folded into that row (depth={depth}); rows still '
-              'add up to the totals</div>' if any(r.folded for r in rows) else '')
+              'add up to the totals</div>' if any(r.folded and not isinstance(r, Elided) for r in rows) else '')
     folded += ''.join(f'<div style="color: #6b7280">({esc(sentence)})</div>' for sentence in said)
     return ('<div class="d2lmod-summary" style="font-size: 13px">'
             f'<div style="margin-bottom: 4px"><b>{esc(_run_line(info))}</b></div>'
