@@ -250,7 +250,9 @@ def _clusters(calls: list, names: _Names) -> tuple:
             detail = '' if _describe(module) == title else _describe(module)
         elif id(module) in names.owner:
             owner_path, owner, name = names.owner[id(module)]
-            where = f'{type(owner).__name__} ({owner_path})' if owner_path else type(owner).__name__
+            # the owner's path cut by slicing (a deep nest's paths are long: copying each whole is quadratic)
+            short_path = owner_path if len(owner_path) <= 60 else f'{owner_path[:19]}…{owner_path[-40:]}'
+            where = f'{type(owner).__name__} ({short_path})' if owner_path else type(owner).__name__
             title, detail = f'{where} › {name}', _describe(module)
         else:
             title, detail = path, _describe(module)
