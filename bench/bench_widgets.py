@@ -22,7 +22,7 @@ import d2lmod as dm  # noqa: E402
 from d2lmod.nn import functional as F  # noqa: E402
 from d2lmod.widgets import Explorer, GradFlow, GraphView, ModuleTree, summary  # noqa: E402
 from d2lmod.widgets.graph import collapse, trace  # noqa: E402
-from models import make_digits_mlp, make_transformer_like  # noqa: E402
+from models import make_digits_mlp, make_nested, make_transformer_like  # noqa: E402
 from d2lmod import nn  # noqa: E402
 
 
@@ -52,20 +52,6 @@ def bench_sizes(blocks=(1, 8, 90, 454)) -> None:
                                                                      zip(times, (10, 11, 9, 9, 10, 9))))
 
 
-class Nest(nn.Module):
-    """A Linear, then the next Nest inside: n of them make a chain of modules n deep."""
-
-    def __init__(self, inner=None):
-        super().__init__()
-        self.lin = nn.Linear(2, 2)
-        if inner is not None:
-            self.inner = inner
-
-    def forward(self, x):
-        x = self.lin(x)
-        return self.inner(x) if 'inner' in self._modules else x
-
-
 def loose_ops(n: int):
     """n ops outside any module (relu, mul, add, again and again)."""
     x = dm.randn(3, requires_grad=True)
@@ -76,9 +62,7 @@ def loose_ops(n: int):
 
 def nest_output(n: int):
     """The output of n // 2 nested modules (n ops: a Linear each, and the sum)."""
-    model = None
-    for _ in range(n // 2):
-        model = Nest(model)
+    model = make_nested(n // 2)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20 * n))  # the forward recurses; tracing and drawing do not
     try:

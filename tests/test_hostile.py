@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,32 +19,19 @@ import pytest
 import d2lmod as dm
 from d2lmod import nn
 from d2lmod.widgets import Explorer, GradFlow, ModuleTree, draw, extract, graph, render, summary
-from d2lmod.widgets.graph_view import EVERY_OP, MODULES, GraphView
+from d2lmod.widgets.graph_view import EVERY_OP, GraphView
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for bench/models.py
+from bench.models import make_nested  # noqa: E402
 
 HAVE_DOT = shutil.which('dot') is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot program is not installed")
 SVG = '{http://www.w3.org/2000/svg}'
 
 
-class Wrap(nn.Module):
-    """A Linear and, inside it, the next Wrap: nest them to any depth."""
-
-    def __init__(self, inner=None):
-        super().__init__()
-        self.lin = nn.Linear(2, 2)
-        if inner is not None:
-            self.inner = inner
-
-    def forward(self, x):
-        x = self.lin(x)
-        return self.inner(x) if 'inner' in self._modules else x
-
-
-def nested(depth: int) -> Wrap:
-    model = None
-    for _ in range(depth):
-        model = Wrap(model)
-    return model
+def nested(depth: int):
+    """depth modules, each holding a Linear and the next one (bench/models.py)."""
+    return make_nested(depth)
 
 
 @pytest.fixture
