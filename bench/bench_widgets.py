@@ -82,7 +82,7 @@ def bench_graph_scaling(sizes=(1000, 2000, 4000, 8000)) -> None:
             ops = sum(node.ops for node in trace(out, model).nodes)
             t_trace = median_seconds(lambda: trace(out, model), repeat=3)
             view = GraphView(out, model=model)
-            t_view = median_seconds(lambda: GraphView(out, model=model), repeat=3)
+            t_view = median_seconds(lambda: GraphView(out, model=model), repeat=1)
             print(f'{ops:6,} {shape:<24} {1000 * t_trace:9.1f} {1e6 * t_trace / ops:8.1f} {1000 * t_view:10.1f} '
                   f'{len(view._view().nodes):12,}')
 
@@ -97,7 +97,7 @@ def bench_hostile() -> None:
     for name, fn in [('GraphView, 10,000 layers', lambda: GraphView(out, model=model)),
                      ('Explorer, 10,000 layers', lambda: Explorer(model, x)),
                      ('GraphView, 5,000 ops outside any module', lambda: GraphView(loose))]:
-        print(f'  {name:<48} {1000 * median_seconds(fn, repeat=3):8.1f} ms')
+        print(f'  {name:<48} {1000 * median_seconds(fn, repeat=1):8.1f} ms')
 
 
 def bench_big_model() -> None:

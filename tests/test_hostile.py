@@ -340,3 +340,10 @@ def test_a_10000_layer_explorer_sends_bounded_html(monkeypatch):
     assert not ex.errors.value
     assert len(ex.gradflow.bars.value) < 500_000 and len(ex.tree.list.options) <= 1001
     assert svg_nodes(ex.graph.picture.value) <= 5
+
+
+def test_the_module_details_flag_a_non_finite_gradient():
+    model = grads_with({'0.weight': np.inf})
+    tree = ModuleTree(model)
+    tree.selected = '0'
+    assert '>inf<' in tree.details.value and 'nan' not in tree.details.value.lower()

@@ -320,6 +320,8 @@ def module_html(m: ModuleInfo, notes: list, grads: dict | None = None) -> str:
             g = grads.get(p.same_as or p.path)
             if g is None:
                 grad = '<span style="color: #6b7280">-</span>'
+            elif g.has_grad and not _all_finite(g):
+                grad = f'<span style="color: {RED}; font-weight: bold">{_non_finite(g)}</span>'
             elif g.has_grad:
                 grad = f'<span style="font-family: monospace">{_fmt(g.norm)}</span>'
             else:
