@@ -99,7 +99,8 @@ class Explorer(W.VBox):
                                                '.grad); step trains, zero_grad clears')
 
     def _has_parameters(self) -> bool:
-        return next(iter(self.model.parameters()), None) is not None
+        parameters = getattr(self.model, 'parameters', None)  # a model of another framework may not say
+        return parameters is None or next(iter(parameters()), None) is not None
 
     # ---- the buttons -----------------------------------------------------------------------------------
     def forward(self) -> Tensor:
@@ -179,7 +180,7 @@ class Explorer(W.VBox):
 
     # ---- a model whose structure changed -----------------------------------------------------------------
     def _children(self) -> list:
-        return [(k, id(c)) for k, c in self.model._modules.items()]
+        return [(k, id(c)) for k, c in (getattr(self.model, '_modules', None) or {}).items()]
 
     def _structure(self) -> list:
         """Each module's children and parameters, by identity: any layer added, removed or replaced changes it.
@@ -190,9 +191,9 @@ class Explorer(W.VBox):
             if id(m) in seen:
                 continue
             seen.add(id(m))
-            out.append((id(m), [(k, id(c)) for k, c in m._modules.items()],
-                        [(k, id(p)) for k, p in m._parameters.items()]))
-            stack.extend(c for c in m._modules.values() if c is not None)
+            children, params = getattr(m, '_modules', None) or {}, getattr(m, '_parameters', None) or {}
+            out.append((id(m), [(k, id(c)) for k, c in children.items()], [(k, id(p)) for k, p in params.items()]))
+            stack.extend(c for c in children.values() if c is not None)
         return out
 
     def _restructure(self, loss=None) -> None:
