@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass
 
 from . import extract
+from .draw import clean
 from .extract import ModelInfo, ModuleInfo, num
 
 TAG_COLORS = {'shared': '#b45309', 'repeated': '#b45309', 'called': '#1d4ed8', 'not called': '#b91c1c',
@@ -35,9 +36,8 @@ def esc(text) -> str:
 
 
 def short(text, width: int = MAX_NAME) -> str:
-    """text, with its middle replaced by '…' when it is longer than width."""
-    text = str(text)
-    return text if len(text) <= width else text[:width * 2 // 3 - 1] + '…' + text[len(text) - width // 3:]
+    """text on one line: control characters shown as \\xNN, the middle replaced by '…' beyond width."""
+    return clean(text, width)
 
 
 def label(path: str) -> str:
@@ -71,7 +71,7 @@ def _sum(values):
 def _elide(rows: list, start: int, end: int, text: str) -> Elided:
     """One row standing for rows[start:end]: params and modules (1 + folded each) add up as before."""
     part = rows[start:end]
-    return Elided('', '', part[0].depth, [], None, _sum(r.params for r in part), _sum(r.per_call for r in part), [],
+    return Elided('…', '', part[0].depth, [], None, _sum(r.params for r in part), _sum(r.per_call for r in part), [],
                   sum(1 + r.folded for r in part) - 1, text)
 
 
