@@ -32,8 +32,8 @@ def shape_text(shape) -> str:
 
 
 def clean(text, width: int = MAX_LABEL) -> str:
-    """One line safe for any drawing: control and invisible format characters shown as \\xNN, the middle of a
-    long text replaced by '…' (a 10,000-character name would make Graphviz fail)."""
+    """One line safe for any drawing: control characters shown as \\xNN, the middle of a long text as '…'."""
+    # (a 10,000-character name, or a control character, makes Graphviz fail)
     text = str(text)
     for _ in range(2):  # shorten first (cheap), escape what is left, and shorten what escaping lengthened
         if len(text) > width:
@@ -349,11 +349,9 @@ def render_svg(data: Graph) -> str:
 
 
 def render(data: Graph) -> tuple:
-    """(SVG of data, a sentence for the reader or ''): Graphviz when it can, else the built-in drawing.
-
-    `dot` runs with a time limit; when it is missing, fails or takes too long, the built-in drawing is used
-    and the sentence says why (never dot's own error output, which is not for students).
-    """
+    """(SVG of data, a sentence for the reader or ''): Graphviz when it can, else the built-in drawing."""
+    # `dot` runs with a time limit; when it fails or takes too long, the built-in drawing is used and the
+    # sentence says why (never dot's own error output, which is not for students)
     if not dot_available():
         return to_svg_fallback(data), ''
     try:

@@ -183,8 +183,7 @@ class Explorer(W.VBox):
         return [(k, id(c)) for k, c in (getattr(self.model, '_modules', None) or {}).items()]
 
     def _structure(self) -> list:
-        """Each module's children and parameters, by identity: any layer added, removed or replaced changes it.
-        (A plain walk, no paths: update() runs it every step, so it must cost little.)"""
+        """Each module's children and parameters, by identity: any layer added, removed or replaced changes it."""
         out, seen, stack = [], set(), [self.model]
         while stack:
             m = stack.pop()

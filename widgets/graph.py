@@ -267,8 +267,8 @@ def _clusters(calls: list, names: _Names) -> tuple:
 
 
 def _common_cluster(cluster_ids: list, parent_of: dict, depth_of: dict) -> str | None:
-    """The innermost cluster that holds all of cluster_ids (None: the top level); steps up by depth, so a
-    deep nest costs the distance climbed, not its whole depth for every leaf."""
+    """The innermost cluster that holds all of cluster_ids (None: the top level)."""
+    # step up from the deeper side only: a deep nest costs the distance climbed, not its depth per leaf
     common = cluster_ids[0]
     for c in cluster_ids[1:]:
         while c != common and c is not None and common is not None:
@@ -373,11 +373,9 @@ def _graph_notes(output: Tensor, nodes: list, names: _Names, model) -> list:
 
 # ---- folding module calls into single nodes ----------------------------------------------------------------
 def collapse(data: Graph, expand=(), limit: int = MAX_NODES) -> Graph:
-    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes.
-
-    Calls nested deeper than MAX_DEPTH stay folded. One pass over the clusters finds when each would open
-    and how many nodes every level shows, so a deep nest costs no more than a wide one.
-    """
+    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes."""
+    # Calls nested deeper than MAX_DEPTH stay folded. One pass over the clusters finds when each would open
+    # and how many nodes every level shows, so a deep nest costs no more than a wide one.
     parent_of = {c.id: c.parent for c in data.clusters}
     expand = set(expand)
     chosen = {c.id for c in data.clusters if c.path in expand}
@@ -493,8 +491,7 @@ def _is_side(node: Node) -> bool:
 
 
 def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Graph:
-    """The same steps again and again along a chain (a stack of identical layers, a loop over a few ops), drawn
-    as one node per run: 'Linear x 10,000' instead of 10,000 boxes."""
+    """Runs of the same steps along a chain (identical layers, a loop over a few ops) drawn as one node each."""
     inputs, consumers = {}, {}
     for e in data.edges:
         inputs.setdefault(e.dst, []).append(e.src)

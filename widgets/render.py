@@ -101,8 +101,8 @@ def _runs(rows: list) -> list:
 
 
 def table_rows(info: ModelInfo, depth: int | None = None) -> tuple:
-    """(rows, sentences saying what was folded): extract.rows(), bounded for any model. Every row's params
-    and every module (1 + folded per row) still add up to the totals."""
+    """(rows, depth used, sentences saying what was folded): extract.rows(), bounded for any model."""
+    # every row's params, and every module (1 + folded per row), still add up to the totals
     said = []
     deepest = max(m.depth for m in info.modules)
     if (depth is None or depth > MAX_DEPTH) and deepest > MAX_DEPTH:
@@ -467,8 +467,8 @@ def gradflow_text(grads: list, stat: str = 'norm') -> str:
 
 # ---- the Explorer's bits ------------------------------------------------------------------------------------
 def loss_svg(history: list, width: int = 260, height: int = 60) -> str:
-    """A small line chart of the loss so far (inline SVG, no plotting library); NaN and inf are marked in red
-    at the top edge and break the line, so the SVG never holds a coordinate that is not a number."""
+    """A small line chart of the loss so far (inline SVG, no plotting library); NaN and inf as red marks."""
+    # a non-finite value breaks the line and gets a mark at the top edge: no coordinate is ever nan or inf
     if not history:
         return '<div style="color: #6b7280">no loss yet</div>'
     step = max(1, len(history) // 200)  # at most ~200 points
