@@ -490,7 +490,7 @@ def _is_side(node: Node) -> bool:
     return not _is_value(node) and node.kind != 'input'
 
 
-def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Graph:
+def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 8) -> Graph:
     """Runs of the same steps along a chain (identical layers, a loop over a few ops) drawn as one node each."""
     inputs, consumers = {}, {}
     for e in data.edges:
