@@ -2,7 +2,7 @@
 and the cost of live updates during training.
 
     .venv/bin/python bench/bench_widgets.py            # all of it (./dev.sh bench runs it too)
-    .venv/bin/python bench/bench_widgets.py --sizes    # only the table against model size
+    .venv/bin/python bench/bench_widgets.py --sizes    # only the tables against model size and graph size
 
 Prints the median of a few runs for each. Live-update overhead is measured on a 64-256-10 MLP, batch 256,
 cross_entropy, plain SGD: the same training loop with and without explorer.update(loss) each step.
@@ -22,7 +22,8 @@ import d2lmod as dm  # noqa: E402
 from d2lmod.nn import functional as F  # noqa: E402
 from d2lmod.widgets import Explorer, GradFlow, GraphView, ModuleTree, summary  # noqa: E402
 from d2lmod.widgets.graph import collapse, trace  # noqa: E402
-from models import make_digits_mlp, make_transformer_like  # noqa: E402
+from models import make_digits_mlp, make_nested, make_transformer_like  # noqa: E402
+from d2lmod import nn  # noqa: E402
 
 
 def median_seconds(fn, repeat: int = 5) -> float:
@@ -49,6 +50,54 @@ def bench_sizes(blocks=(1, 8, 90, 454)) -> None:
             lambda: collapse(graph), lambda: GraphView(out, model=model), lambda: model(x))]
         print(f'{len(list(model.modules())):8,} {ops:10,} ' + ' '.join(f'{1000 * t:{w}.1f}' for t, w in
                                                                      zip(times, (10, 11, 9, 9, 10, 9))))
+
+
+def loose_ops(n: int):
+    """n ops outside any module (relu, mul, add, again and again)."""
+    x = dm.randn(3, requires_grad=True)
+    for k in range(n * 2 // 3):
+        x = x.relu() if k % 2 == 0 else x * 1.001 + k
+    return x.sum()
+
+
+def nest_output(n: int):
+    """The output of n // 2 nested modules (n ops: a Linear each, and the sum)."""
+    model = make_nested(n // 2)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * n))  # the forward recurses; tracing and drawing do not
+    try:
+        return model, model(dm.randn(1, 2)).sum()
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def bench_graph_scaling(sizes=(1000, 2000, 4000, 8000)) -> None:
+    """trace() and GraphView against the number of ops: linear (the time per op stays flat)."""
+    print(f"{'ops':>6} {'shape':<24} {'trace':>9} {'per op':>8} {'GraphView':>10} {'nodes drawn':>12}"
+          "   (median ms; per op in us)")
+    for n in sizes:
+        for shape, make in (('loose ops (no module)', lambda n=n: (None, loose_ops(n))),
+                            ('nested modules', lambda n=n: nest_output(n))):
+            model, out = make()
+            ops = sum(node.ops for node in trace(out, model).nodes)
+            t_trace = median_seconds(lambda: trace(out, model), repeat=3)
+            view = GraphView(out, model=model)
+            t_view = median_seconds(lambda: GraphView(out, model=model), repeat=1)
+            print(f'{ops:6,} {shape:<24} {1000 * t_trace:9.1f} {1e6 * t_trace / ops:8.1f} {1000 * t_view:10.1f} '
+                  f'{len(view._view().nodes):12,}')
+
+
+def bench_hostile() -> None:
+    """The two shapes that used to take 15-40 s: a 10,000-layer model, 5,000 ops outside any module."""
+    dm.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(3, 3) if k % 2 == 0 else nn.ReLU() for k in range(10_000)])
+    x = dm.randn(2, 3)
+    out = model(x).sum()
+    loose = loose_ops(7500)
+    for name, fn in [('GraphView, 10,000 layers', lambda: GraphView(out, model=model)),
+                     ('Explorer, 10,000 layers', lambda: Explorer(model, x)),
+                     ('GraphView, 5,000 ops outside any module', lambda: GraphView(loose))]:
+        print(f'  {name:<48} {1000 * median_seconds(fn, repeat=1):8.1f} ms')
 
 
 def bench_big_model() -> None:
@@ -147,6 +196,10 @@ def _print_stream(msg) -> None:
 
 if __name__ == '__main__':
     bench_sizes()
+    print()
+    bench_graph_scaling()
+    print()
+    bench_hostile()
     if '--sizes' in sys.argv:
         sys.exit()
     print()

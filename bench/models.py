@@ -59,3 +59,25 @@ def make_transformer_like(blocks: int = 96, d: int = 32, vocab: int = 50) -> Tra
 def make_digits_mlp() -> nn.Sequential:
     """64 -> 256 -> 10, the size of a classifier for 8x8 digit images."""
     return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+class Nest(nn.Module):
+    """A Linear, then the next Nest inside it: nest them to any depth (the visualiser's deep-model checks)."""
+
+    def __init__(self, inner=None):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        if inner is not None:
+            self.inner = inner
+
+    def forward(self, x):
+        x = self.lin(x)
+        return self.inner(x) if 'inner' in self._modules else x
+
+
+def make_nested(depth: int) -> Nest:
+    """depth Nests, each inside the one before: 2 * depth modules, depth Linear calls deep."""
+    model = None
+    for _ in range(depth):
+        model = Nest(model)
+    return model

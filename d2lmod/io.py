@@ -9,9 +9,11 @@ more than the file holds, and nothing is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
+import pickletools
 import secrets
 import stat
 import zipfile
@@ -23,7 +25,6 @@ from .tensor import Tensor
 
 _LAYOUT = '__d2lmod_layout__'  # the file's table of contents: what kind of object, and its keys in order
 _KINDS = ('tensor', 'list', 'dict')
-_INFLATE = 1032                # deflate can shrink data at most ~1032 times: a bound on what a member can hold
 
 
 # ---- saving ---------------------------------------------------------------------------------------------
@@ -88,8 +89,11 @@ def load(path):
                 layout, arrays = _read(f, os.fstat(f.fileno()).st_size)
             except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
                 f.seek(0)
-                if (_LAYOUT + '.npy').encode() in f.read():  # its zip directory is gone (cut short?): still ours
+                data = f.read()
+                if (_LAYOUT + '.npy').encode() in data:  # its zip directory is gone (cut short?): still ours
                     raise _Damaged(_reason(error)) from None
+                if _is_pickle(data[:2 ** 20]):  # an old-protocol pickle: parsed (never run) to say so
+                    raise _Pickled() from None
                 raise
         except _Pickled:
             raise ValueError(f"load(): {path} holds pickled Python objects, which d2lmod never loads because "
@@ -155,8 +159,9 @@ def _layout(array: np.ndarray) -> dict:
 def _member(z: zipfile.ZipFile, name: str, size: int) -> np.ndarray:
     """One .npy member; its header is checked against the member's size before a byte of data is read."""
     info = z.getinfo(name + '.npy')  # KeyError if missing
-    if info.file_size > (size if info.compress_type == zipfile.ZIP_STORED else _INFLATE * size):
-        raise _Damaged(f'{name} declares {info.file_size:,} bytes, more than the file can hold')
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:  # d2lmod never compresses
+        raise _Damaged(f'{name} is compressed, which d2lmod.save never does' if info.compress_type != zipfile.ZIP_STORED
+                       else f'{name} declares {info.file_size:,} bytes, more than the file holds')
     with z.open(info) as m:
         shape, fortran, dtype = _header(m)
         nbytes = math.prod(shape) * dtype.itemsize  # Python integers: a shape of 10**12 cannot overflow
@@ -169,6 +174,14 @@ def _member(z: zipfile.ZipFile, name: str, size: int) -> np.ndarray:
     array = np.frombuffer(data, dtype=dtype, count=math.prod(shape)).copy()  # writable, and its own memory
     array = array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
     return array.astype(dtype.newbyteorder('='), copy=False)  # native byte order, as every op expects
+
+
+def _is_pickle(data: bytes) -> bool:
+    """True when data is one whole pickle: its opcodes are parsed, none is run."""
+    try:
+        return any(op.name == 'STOP' for op, _, _ in pickletools.genops(io.BytesIO(data)))
+    except Exception:  # not a pickle: genops meets an opcode or argument it cannot read
+        return False
 
 
 def _header(f) -> tuple:

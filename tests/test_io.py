@@ -402,3 +402,35 @@ def test_fortran_ordered_and_big_endian_arrays_come_back_right(tmp_path):
     back = dm.load(path)
     np.testing.assert_array_equal(back['f']._data, a)
     assert back['be'].tolist() == [0, 1, 2, 3] and back['be'].dtype == np.int32
+
+
+@pytest.mark.parametrize('protocol', [0, 1, 2, pickle.HIGHEST_PROTOCOL])
+def test_a_pickle_of_any_protocol_is_named_as_such_and_never_run(tmp_path, protocol):
+    path, marker = tmp_path / 'model.pkl', tmp_path / 'marker'
+    path.write_bytes(pickle.dumps({'weight': Payload(marker)}, protocol=protocol))
+    with pytest.raises(ValueError, match='holds pickled Python objects'):
+        dm.load(path)
+    assert not marker.exists()
+
+
+def test_a_text_file_ending_in_a_full_stop_is_not_called_a_pickle(tmp_path):
+    path = tmp_path / 'notes.txt'
+    path.write_bytes(b'Weights are in the other file.')
+    assert_not_ours(path)
+
+
+def test_a_compressed_member_is_refused_before_it_is_inflated(tmp_path):
+    path = tmp_path / 'bomb.params'
+    state_file(path)
+    members = members_of(path)
+    with zipfile.ZipFile(path, 'w', compression=zipfile.ZIP_DEFLATED) as z:  # zeros shrink ~1000 times
+        for name, data in members.items():
+            z.writestr(name, header_declaring((10 ** 7,)) + bytes(8 * 10 ** 7) if name == 'arr_0.npy' else data)
+    assert path.stat().st_size < 10 ** 6
+    assert 'compressed' in assert_damaged(path)
+
+
+def test_empty_containers_round_trip(tmp_path):
+    for empty in ({}, []):
+        dm.save(empty, tmp_path / 'empty')
+        assert dm.load(tmp_path / 'empty') == empty

@@ -46,8 +46,8 @@ def shape_text(shape) -> str:
 
 
 def clean(text, width: int = MAX_LABEL) -> str:
-    """One line safe for any drawing: control and invisible format characters shown as \\xNN, the middle of a
-    long text replaced by '…' (a 10,000-character name would make Graphviz fail)."""
+    """One line safe for any drawing: control characters shown as \\xNN, the middle of a long text as '…'."""
+    # (a 10,000-character name, or a control character, makes Graphviz fail)
     text = str(text)
     for _ in range(2):  # shorten first (cheap), escape what is left, and shorten what escaping lengthened
         if len(text) > width:
@@ -353,11 +353,7 @@ def _svg(data: Graph, at: dict, size: dict, lines: dict, lanes: list) -> str:
 
 # ---- choosing the drawer -------------------------------------------------------------------------------------
 def dot_available() -> bool:
-    """True when Graphviz's `dot` program and its Python bindings are both installed (tests monkeypatch this)."""
-    try:
-        import graphviz  # noqa: F401
-    except ImportError:
-        return False
+    """True when Graphviz's `dot` program is installed (tests monkeypatch this); render() runs it directly."""
     return shutil.which('dot') is not None
 
 
@@ -367,11 +363,9 @@ def render_svg(data: Graph) -> str:
 
 
 def render(data: Graph) -> tuple:
-    """(SVG of data, a sentence for the reader or ''): Graphviz when it can, else the built-in drawing.
-
-    `dot` runs with a time limit; when it is missing, fails or takes too long, the built-in drawing is used
-    and the sentence says why (never dot's own error output, which is not for students).
-    """
+    """(SVG of data, a sentence for the reader or ''): Graphviz when it can, else the built-in drawing."""
+    # `dot` runs with a time limit; when it fails or takes too long, the built-in drawing is used and the
+    # sentence says why (never dot's own error output, which is not for students)
     if not dot_available():
         return to_svg_fallback(data), ''
     try:

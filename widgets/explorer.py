@@ -48,7 +48,7 @@ class Explorer(W.VBox):
         self.model, self.inputs, self.loss_fn, self.lr = model, inputs, loss_fn, lr
         self.loss, self.history, self.optimizer, self.steps = None, [], None, 0
         self._last_draw = self._draw_seconds = 0.0  # when the last live redraw ended, and how long it took
-        self._shape = self._structure()  # what the model was made of when last described
+        self._shape = self._children(), self._structure()  # what the model was made of when last described
         # described once, with the inputs when there are some (the first forward uses it); drawn once at the end
         self._described, self._hold = bool(inputs), False
         try:
@@ -105,12 +105,13 @@ class Explorer(W.VBox):
                                                '.grad); step trains, zero_grad clears')
 
     def _has_parameters(self) -> bool:
-        return next(iter(self.model.parameters()), None) is not None
+        parameters = getattr(self.model, 'parameters', None)  # a model of another framework may not say
+        return parameters is None or next(iter(parameters()), None) is not None
 
     # ---- the buttons -----------------------------------------------------------------------------------
     def forward(self) -> Tensor:
         """Run the model on its inputs (once to count calls, once recording the graph); show the loss."""
-        self._shape = self._structure()
+        self._shape = self._children(), self._structure()
         if not self._described:  # the constructor has just described the model on these inputs
             self.info = extract.describe(self.model, *self.inputs)
         self._described = False
@@ -165,13 +166,16 @@ class Explorer(W.VBox):
         """Record the loss of one training step; redraw if every_seconds have passed (or force). True if redrawn."""
         if loss is not None:
             self.history.append(loss.item() if isinstance(loss, Tensor) else float(loss))
-        if self._structure() != self._shape:  # a layer added or replaced since: describe and trace it again
-            self.errors.guard("re-reading the model's new structure", self._restructure)(loss)
-            return True
         start = time.perf_counter()
         # wait every_seconds, and at least 10 times as long as the last redraw took: a big model's redraw
         # then still costs under a tenth of the training time
-        if not force and start - self._last_draw < max(self.every_seconds, 10 * self._draw_seconds):
+        due = force or start - self._last_draw >= max(self.every_seconds, 10 * self._draw_seconds)
+        # a layer added or replaced since: describe and trace again. The model's own children are compared at
+        # every call (cheap); the whole tree only when a redraw is due anyway
+        if self._children() != self._shape[0] or (due and self._structure() != self._shape[1]):
+            self.errors.guard("re-reading the model's new structure", self._restructure)(loss)
+            return True
+        if not due:
             return False
         self._draw()
         self.status.value = render.notice_html(f'live: {len(self.history)} losses recorded, redrawn at most every '
@@ -181,14 +185,25 @@ class Explorer(W.VBox):
         return True
 
     # ---- a model whose structure changed -----------------------------------------------------------------
+    def _children(self) -> list:
+        return [(k, id(c)) for k, c in (getattr(self.model, '_modules', None) or {}).items()]
+
     def _structure(self) -> list:
-        """Each module and parameter by path and identity: any layer added, removed or replaced changes it."""
-        return [(path, id(m), [(name, id(p)) for name, p in m._parameters.items()])
-                for path, m in self.model.named_modules()]
+        """Each module's children and parameters, by identity: any layer added, removed or replaced changes it."""
+        out, seen, stack = [], set(), [self.model]
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            children, params = getattr(m, '_modules', None) or {}, getattr(m, '_parameters', None) or {}
+            out.append((id(m), [(k, id(c)) for k, c in children.items()], [(k, id(p)) for k, p in params.items()]))
+            stack.extend(c for c in children.values() if c is not None)
+        return out
 
     def _restructure(self, loss=None) -> None:
         """Describe the model again; trace the graph again from loss (if it has a graph) or from a new forward."""
-        self._shape = self._structure()
+        self._shape = self._children(), self._structure()
         self.optimizer = None  # its parameter list is the old one
         self.info = extract.describe(self.model, *self.inputs) if self.inputs else extract.describe(self.model)
         if isinstance(loss, Tensor) and loss._parents:

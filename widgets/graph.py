@@ -252,7 +252,9 @@ def _clusters(calls: list, names: _Names) -> tuple:
             detail = '' if _describe(module) == title else _describe(module)
         elif id(module) in names.owner:
             owner_path, owner, name = names.owner[id(module)]
-            where = f'{type(owner).__name__} ({owner_path})' if owner_path else type(owner).__name__
+            # the owner's path cut by slicing (a deep nest's paths are long: copying each whole is quadratic)
+            short_path = owner_path if len(owner_path) <= 60 else f'{owner_path[:19]}…{owner_path[-40:]}'
+            where = f'{type(owner).__name__} ({short_path})' if owner_path else type(owner).__name__
             title, detail = f'{where} › {name}', _describe(module)
         else:
             title, detail = path, _describe(module)
@@ -267,8 +269,8 @@ def _clusters(calls: list, names: _Names) -> tuple:
 
 
 def _common_cluster(cluster_ids: list, parent_of: dict, depth_of: dict) -> str | None:
-    """The innermost cluster that holds all of cluster_ids (None: the top level); steps up by depth, so a
-    deep nest costs the distance climbed, not its whole depth for every leaf."""
+    """The innermost cluster that holds all of cluster_ids (None: the top level)."""
+    # step up from the deeper side only: a deep nest costs the distance climbed, not its depth per leaf
     common = cluster_ids[0]
     for c in cluster_ids[1:]:
         while c != common and c is not None and common is not None:
@@ -375,11 +377,9 @@ def _graph_notes(output: Tensor, nodes: list, names: _Names, model) -> list:
 
 # ---- folding module calls into single nodes ----------------------------------------------------------------
 def collapse(data: Graph, expand=(), limit: int = MAX_NODES) -> Graph:
-    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes.
-
-    Calls nested deeper than MAX_DEPTH stay folded. One pass over the clusters finds when each would open
-    and how many nodes every level shows, so a deep nest costs no more than a wide one.
-    """
+    """Calls drawn as single nodes: those in expand (paths) open, then deeper levels while they add <= limit nodes."""
+    # Calls nested deeper than MAX_DEPTH stay folded. One pass over the clusters finds when each would open
+    # and how many nodes every level shows, so a deep nest costs no more than a wide one.
     parent_of = {c.id: c.parent for c in data.clusters}
     expand = set(expand)
     chosen = {c.id for c in data.clusters if c.path in expand}
@@ -494,9 +494,8 @@ def _is_side(node: Node) -> bool:
     return not _is_value(node) and node.kind != 'input'
 
 
-def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Graph:
-    """The same steps again and again along a chain (a stack of identical layers, a loop over a few ops), drawn
-    as one node per run: 'Linear x 10,000' instead of 10,000 boxes."""
+def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 8) -> Graph:
+    """Runs of the same steps along a chain (identical layers, a loop over a few ops) drawn as one node each."""
     inputs, consumers = {}, {}
     for e in data.edges:
         inputs.setdefault(e.dst, []).append(e.src)
@@ -549,11 +548,9 @@ def fold_repeats(data: Graph, min_repeats: int = 3, max_period: int = 4) -> Grap
         made[members[0]] = node
         for i in members:
             target[i] = node.id
-    for n in data.nodes:  # a leaf only these steps use goes into the run's node; others keep feeding it
-        if _is_side(n) and n.id in consumers:
-            homes = {target.get(c) for c in consumers[n.id]}
-            if len(homes) == 1 and None not in homes:
-                target[n.id] = homes.pop()
+    for n in data.nodes:  # a leaf that one step alone uses goes into the run's node; a shared one stays a node
+        if _is_side(n) and len(consumers.get(n.id, ())) == 1 and next(iter(consumers[n.id])) in target:
+            target[n.id] = target[next(iter(consumers[n.id]))]
     nodes = [made.get(n.id, n) for n in data.nodes if n.id not in target or n.id in made]
     edges, seen = [], set()
     for e in data.edges:

@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass
 
 from . import extract, frameworks
+from .draw import clean
 from .extract import ModelInfo, ModuleInfo, num
 
 TAG_COLORS = {'shared': '#b45309', 'repeated': '#b45309', 'called': '#1d4ed8', 'not called': '#b91c1c',
@@ -35,9 +36,8 @@ def esc(text) -> str:
 
 
 def short(text, width: int = MAX_NAME) -> str:
-    """text, with its middle replaced by '…' when it is longer than width."""
-    text = str(text)
-    return text if len(text) <= width else text[:width * 2 // 3 - 1] + '…' + text[len(text) - width // 3:]
+    """text on one line: control characters shown as \\xNN, the middle replaced by '…' beyond width."""
+    return clean(text, width)
 
 
 def label(path: str) -> str:
@@ -71,7 +71,7 @@ def _sum(values):
 def _elide(rows: list, start: int, end: int, text: str) -> Elided:
     """One row standing for rows[start:end]: params and modules (1 + folded each) add up as before."""
     part = rows[start:end]
-    return Elided('', '', part[0].depth, [], None, _sum(r.params for r in part), _sum(r.per_call for r in part), [],
+    return Elided('…', '', part[0].depth, [], None, _sum(r.params for r in part), _sum(r.per_call for r in part), [],
                   sum(1 + r.folded for r in part) - 1, text)
 
 
@@ -101,8 +101,8 @@ def _runs(rows: list) -> list:
 
 
 def table_rows(info: ModelInfo, depth: int | None = None) -> tuple:
-    """(rows, sentences saying what was folded): extract.rows(), bounded for any model. Every row's params
-    and every module (1 + folded per row) still add up to the totals."""
+    """(rows, depth used, sentences saying what was folded): extract.rows(), bounded for any model."""
+    # every row's params, and every module (1 + folded per row), still add up to the totals
     said = []
     deepest = max(m.depth for m in info.modules)
     if (depth is None or depth > MAX_DEPTH) and deepest > MAX_DEPTH:
@@ -181,7 +181,7 @@ def summary_text(info: ModelInfo, depth: int | None = None, width: int = 100) ->
     totals = _totals_lines(info)
     pad, vpad = max(len(name) for name, _, _ in totals), max(len(value) for _, value, _ in totals)
     out += [f'{name.ljust(pad)}  {value.rjust(vpad)}  {remark}'.rstrip() for name, value, remark in totals]
-    if any(r.folded for r in rows):
+    if any(r.folded and not isinstance(r, Elided) for r in rows):
         out.append(f'(+n): n submodules folded into that row (depth={depth}); rows still add up to the totals')
     out += [f'({sentence})' for sentence in said]
     notes = grouped_notes(info.notes)
@@ -242,7 +242,7 @@ def summary_html(info: ModelInfo, depth: int | None = None) -> str:
     trs.append(f'<tr style="border-top: 2px solid #9ca3af; font-weight: bold">'
                f'{"".join(td(c, h) for c, h in zip(total, head))}</tr>')
     folded = (f'<div style="color: #6b7280">(+n): n submodules folded into that row (depth={depth}); rows still '
-              'add up to the totals</div>' if any(r.folded for r in rows) else '')
+              'add up to the totals</div>' if any(r.folded and not isinstance(r, Elided) for r in rows) else '')
     folded += ''.join(f'<div style="color: #6b7280">({esc(sentence)})</div>' for sentence in said)
     return ('<div class="d2lmod-summary" style="font-size: 13px">'
             f'<div style="margin-bottom: 4px"><b>{esc(_run_line(info))}</b></div>'
@@ -323,6 +323,8 @@ def module_html(m: ModuleInfo, notes: list, grads: dict | None = None) -> str:
             g = grads.get(p.same_as or p.path)
             if g is None:
                 grad = '<span style="color: #6b7280">-</span>'
+            elif g.has_grad and not _all_finite(g):
+                grad = f'<span style="color: {RED}; font-weight: bold">{_non_finite(g)}</span>'
             elif g.has_grad:
                 grad = f'<span style="font-family: monospace">{_fmt(g.norm)}</span>'
             else:
@@ -468,8 +470,8 @@ def gradflow_text(grads: list, stat: str = 'norm') -> str:
 
 # ---- the Explorer's bits ------------------------------------------------------------------------------------
 def loss_svg(history: list, width: int = 260, height: int = 60) -> str:
-    """A small line chart of the loss so far (inline SVG, no plotting library); NaN and inf are marked in red
-    at the top edge and break the line, so the SVG never holds a coordinate that is not a number."""
+    """A small line chart of the loss so far (inline SVG, no plotting library); NaN and inf as red marks."""
+    # a non-finite value breaks the line and gets a mark at the top edge: no coordinate is ever nan or inf
     if not history:
         return '<div style="color: #6b7280">no loss yet</div>'
     step = max(1, len(history) // 200)  # at most ~200 points
