@@ -1,0 +1,156 @@
+"""Every lesson in the offline in-browser site (build/lite/, JupyterLite + xeus-python) in headless Chromium.
+
+The site is served on loopback and the browser may reach nothing else. Each lesson is opened, its stored outputs
+cleared, and every cell run by the Python that runs inside the page. Checked: every code cell ran, no cell shows
+an error or stderr (except `raises-exception` cells, which must show theirs), every widget a cell outputs
+renders (and every cell that shows a widget in the stored notebook shows one here too), GraphView says the
+built-in drawing is used rather than how to install Graphviz, and not one request went to another host.
+Screenshots go to test-artifacts/lite/.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lite
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / 'notebooks'
+LESSONS = sorted(path.name for path in NOTEBOOKS.glob('*.ipynb'))  # the site holds every notebook
+WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+KERNEL_SECONDS = 120   # the in-browser Python loads (~66 MB) and starts: ~15 s here
+RUN_SECONDS = 420      # all cells of one lesson (WebAssembly NumPy is slower than native)
+WAIT_MS = 15_000       # the longest a widget may take to appear
+
+READY = """(name) => {
+    const app = window.jupyterapp;
+    const panel = app && Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === name);
+    const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+    if (!kernel || kernel.status !== 'idle' || !panel.context.isReady) return false;
+    window.lesson = panel;
+    return true;
+}"""
+IDLE = "() => window.lesson.sessionContext.session.kernel.status === 'idle'"
+RUN_ALL = """async (ms) => {
+    jupyterapp.shell.activateById(lesson.id);
+    await jupyterapp.commands.execute('notebook:clear-all-cell-outputs');  // no stored output can pass for a new one
+    const late = new Promise(resolve => setTimeout(() => resolve('timeout'), ms));
+    return await Promise.race([jupyterapp.commands.execute('notebook:run-all-cells'), late]);
+}"""
+CELLS = """() => lesson.content.widgets.map((cell, index) => {
+    if (cell.model.type !== 'code') return null;
+    const outputs = Array.from({length: cell.model.outputs.length}, (_, k) => cell.model.outputs.get(k).toJSON());
+    return {index, count: cell.model.executionCount,
+            source: cell.model.sharedModel.getSource().split('\\n')[0],
+            errors: outputs.filter(o => o.output_type === 'error').map(o => `${o.ename}: ${o.evalue}`),
+            stderr: outputs.filter(o => o.output_type === 'stream' && o.name === 'stderr').map(o => o.text),
+            widgets: outputs.filter(o => o.data && o.data['%s']).length};
+})""" % WIDGET_MIME
+HEIGHT = """() => {  // how much taller the cells are than the notebook's pane (not counting its scroll-past-end space)
+    const pane = lesson.content.node.querySelector('.jp-WindowedPanel-outer') || lesson.content.node;
+    const last = lesson.content.widgets[lesson.content.widgets.length - 1].node;
+    return last.getBoundingClientRect().bottom - pane.getBoundingClientRect().bottom + pane.scrollTop + 20;
+}"""
+
+
+def stored(name: str) -> dict:
+    """{cell index: (tags, shows a widget)} of the code cells of the notebook as saved."""
+    cells = json.loads((NOTEBOOKS / name).read_text())['cells']
+    return {i: (c.get('metadata', {}).get('tags', []),
+                any(WIDGET_MIME in o.get('data', {}) for o in c.get('outputs', [])))
+            for i, c in enumerate(cells) if c['cell_type'] == 'code'}
+
+
+def known_bug(error) -> bool:
+    """JupyterLab 4.0.11 (the front end JupyterLite 0.2 ships) throws this once when a notebook opens, in its
+    windowed notebook's viewport handling, with or without outputs and widgets; nothing a lesson does causes it."""
+    return (str(error).endswith("Cannot read properties of undefined (reading 'type')")
+            and '_onCellInViewportChanged' in (error.stack or ''))
+
+
+def run_lesson(context, origin: str, name: str, artifacts: Path):
+    """Open name in the site, run all its cells, wait for its widgets; (page, report of every code cell)."""
+    page = context.new_page()
+    errors = []
+    page.on('pageerror', lambda error: known_bug(error) or errors.append(f'{error} {(error.stack or "")[:600]}'))
+    try:
+        page.goto(f'{origin}/lab/index.html?path={name}')
+        page.wait_for_function(READY, arg=name, timeout=KERNEL_SECONDS * 1000, polling=500)
+        if page.evaluate(RUN_ALL, RUN_SECONDS * 1000) == 'timeout':
+            raise AssertionError(f'{name}: cells still running after {RUN_SECONDS} s')
+        page.wait_for_function(IDLE, timeout=WAIT_MS)
+        report = [cell for cell in page.evaluate(CELLS) if cell]
+        for cell in report:
+            if cell['widgets']:
+                with contextlib.suppress(Exception):  # the test below reports a widget that never came
+                    widget_of(page, cell['index']).wait_for(timeout=WAIT_MS)
+        page.evaluate('() => jupyterapp.shell.collapseLeft()')
+        for _ in range(5):
+            missing = int(page.evaluate(HEIGHT)) + 1
+            if missing <= 0 or page.viewport_size['height'] >= 30_000:
+                break
+            page.set_viewport_size({'width': 1280, 'height': min(page.viewport_size['height'] + missing, 30_000)})
+            page.wait_for_timeout(300)
+        page.screenshot(path=artifacts / f'{Path(name).stem}.png')
+        return page, report, errors
+    except Exception:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=artifacts / f'{Path(name).stem}-failed.png')
+        page.close()
+        raise
+
+
+def widget_of(page, index: int):
+    return page.locator('.jp-Notebook .jp-Cell').nth(index).locator('.jp-OutputArea-output > .jupyter-widgets').first
+
+
+def test_the_site_ships_python_numpy_and_d2lmod(site):
+    """The build's own record: every lesson is in it, and so are the packages the lessons import."""
+    assert site['lessons'] == LESSONS
+    assert site['python'].startswith('3.') and site['numpy']
+    assert {'d2lmod', 'ipywidgets'} <= set(site['added'])
+
+
+@pytest.mark.parametrize('name', LESSONS)
+def test_lesson_runs_offline_in_the_browser(offline, server, artifacts, name):
+    from playwright.sync_api import expect
+    page, report, page_errors = run_lesson(offline.context, server, name, artifacts)
+    try:
+        problems, saved = [], stored(name)
+        for cell in report:
+            where = f'cell {cell["index"]} ({cell["source"]})'
+            tags, had_widget = saved.get(cell['index'], ([], False))
+            if cell['count'] is None:
+                problems.append(f'{where} did not run')
+            if 'raises-exception' in tags:
+                if not cell['errors']:
+                    problems.append(f'{where} is tagged raises-exception but shows no error')
+            elif cell['errors'] or cell['stderr']:
+                problems.append(f'{where} shows an error or stderr: {(cell["errors"] or cell["stderr"])[0][-500:]}')
+            if had_widget and not cell['widgets']:
+                problems.append(f'{where} showed a widget in the saved notebook but none here')
+            if cell['widgets']:
+                widget = widget_of(page, cell['index'])
+                try:
+                    expect(widget).to_be_visible(timeout=WAIT_MS)
+                    output = page.locator('.jp-Notebook .jp-Cell').nth(cell['index']).locator('.jp-OutputArea')
+                    for wrong in ('Loading widget', 'Error displaying widget', '(children=', ' failed:',
+                                  'apt-get install'):
+                        expect(output).not_to_contain_text(wrong, timeout=500)
+                except AssertionError as error:
+                    problems.append(f'{where}: its widget does not render: {str(error).splitlines()[0]}')
+        problems += [f'JavaScript error in the page: {error}' for error in page_errors]
+        problems += [f'a request to another host was needed (and refused): {url}' for url in offline.refused]
+        assert not problems, f'{name}:\n' + '\n'.join(problems)
+    finally:
+        with contextlib.suppress(Exception):
+            page.evaluate('() => lesson.sessionContext.shutdown()')
+        page.close()
+
+
+def test_no_request_left_the_loopback_server(offline):
+    """Runs last in this file: over all lessons, not one request went to a host other than the site's."""
+    assert not offline.refused, '\n'.join(offline.refused[:20])
