@@ -41,6 +41,10 @@ system_packages() {
     if [ "${1:-}" = chromium ] && [ ! -x /usr/bin/chromium ]; then
         missing+=("chromium")
     fi
+    # and node's npm, for configurable-http-proxy (the classroom test; ensure_proxy installs it into .npm/)
+    if [ "${1:-}" = chromium ] && ! command -v npm >/dev/null 2>&1; then
+        missing+=("npm")
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
 
     local sudo=""
