@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.lite
+# browser too: every command that leaves the browser tests out (the quick loop) leaves these out as well
+pytestmark = [pytest.mark.lite, pytest.mark.browser]
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / 'notebooks'
 LESSONS = sorted(path.name for path in NOTEBOOKS.glob('*.ipynb'))  # the site holds every notebook
