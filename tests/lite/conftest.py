@@ -12,7 +12,6 @@ import functools
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,27 +23,28 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get('D2LMOD_LITE_SITE', REPO / 'build' / 'lite'))
 ARTIFACTS = Path(os.environ.get('D2LMOD_LITE_ARTIFACTS', REPO / 'test-artifacts' / 'lite'))
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                 # no name but the loopback address resolves: nothing can leave the machine, service workers included
-                 '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']
-BUILD_SECONDS = 900   # from nothing (venv, downloads, build) it takes about a minute here
 
 
-def unavailable(reason: str):
-    """Skip with reason; under CI (the variable CI is set) fail instead, so that CI cannot skip silently."""
-    if os.environ.get('CI'):
-        pytest.fail(f'{reason} (CI is set, so the lite tests fail instead of skipping)', pytrace=False)
-    pytest.skip(reason)
-
-
-def lite_build():
-    """lite/build.py as a module (standard library only at import), for is_fresh() and inputs_hash()."""
-    spec = importlib.util.spec_from_file_location('d2lmod_lite_build', REPO / 'lite' / 'build.py')
+def load(name: str, path: Path):
+    """A Python file of the repository as a module of its own (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# The JupyterLab browser tests' Chromium fixture and helpers, reused: their Chromium gets one more argument
+# here, so that no name but the loopback address resolves (nothing can leave the machine, service workers too).
+lab = load('d2lmod_browser_conftest', REPO / 'tests' / 'browser' / 'conftest.py')
+lab.CHROMIUM_ARGS = [*lab.CHROMIUM_ARGS, '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']
+browser = lab.browser          # the fixture: headless Debian Chromium; skips (fails under CI) without it
+unavailable = lab.unavailable
+BUILD_SECONDS = 900   # from nothing (venv, downloads, build) it takes about a minute here
+
+
+def lite_build():
+    """lite/build.py as a module (standard library only at import), for is_fresh()."""
+    return load('d2lmod_lite_build', REPO / 'lite' / 'build.py')
 
 
 @pytest.fixture(scope='session')
@@ -111,22 +111,15 @@ class Offline:
 
 
 @pytest.fixture(scope='session')
-def browser():
-    """Headless Debian Chromium, driven by Playwright."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable('playwright is not installed: pip install playwright (never `playwright install`)')
-    if not Path(CHROMIUM).exists():
-        unavailable(f'no Chromium at {CHROMIUM}: apt-get install chromium (./dev.sh test does it on Debian)')
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope='session')
 def offline(browser, server):
+    context = Offline(browser, server)
+    yield context
+    context.context.close()
+
+
+@pytest.fixture
+def probe(browser, server):
+    """A second gated context of its own, for checking the gate itself."""
     context = Offline(browser, server)
     yield context
     context.context.close()

@@ -10,8 +10,9 @@ Screenshots go to test-artifacts/lite/.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
-import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,21 +27,12 @@ KERNEL_SECONDS = 120   # the in-browser Python loads (~66 MB) and starts: ~15 s 
 RUN_SECONDS = 420      # all cells of one lesson (WebAssembly NumPy is slower than native)
 WAIT_MS = 15_000       # the longest a widget may take to appear
 
-READY = """(name) => {
-    const app = window.jupyterapp;
-    const panel = app && Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === name);
-    const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
-    if (!kernel || kernel.status !== 'idle' || !panel.context.isReady) return false;
-    window.lesson = panel;
-    return true;
-}"""
-IDLE = "() => window.lesson.sessionContext.session.kernel.status === 'idle'"
-RUN_ALL = """async (ms) => {
-    jupyterapp.shell.activateById(lesson.id);
-    await jupyterapp.commands.execute('notebook:clear-all-cell-outputs');  // no stored output can pass for a new one
-    const late = new Promise(resolve => setTimeout(() => resolve('timeout'), ms));
-    return await Promise.race([jupyterapp.commands.execute('notebook:run-all-cells'), late]);
-}"""
+# the JupyterLab browser tests' page scripts: find the lesson's panel when its kernel is idle, run all cells
+LAB_TEST = Path(__file__).resolve().parents[1] / 'browser' / 'test_lessons_in_lab.py'
+_spec = importlib.util.spec_from_file_location('d2lmod_lab_test', LAB_TEST)
+_lab_test = sys.modules['d2lmod_lab_test'] = importlib.util.module_from_spec(_spec)  # (its dataclass needs it)
+_spec.loader.exec_module(_lab_test)
+READY, IDLE, RUN_ALL = _lab_test.READY, _lab_test.IDLE, _lab_test.RUN_ALL
 CELLS = """() => lesson.content.widgets.map((cell, index) => {
     if (cell.model.type !== 'code') return null;
     const outputs = Array.from({length: cell.model.outputs.length}, (_, k) => cell.model.outputs.get(k).toJSON());
@@ -137,6 +129,18 @@ def test_lesson_runs_offline_in_the_browser(offline, server, artifacts, name):
         with contextlib.suppress(Exception):
             page.evaluate('() => lesson.sessionContext.shutdown()')
         page.close()
+
+
+def test_the_gate_refuses_other_hosts(probe, server):
+    """The check above can fail: a page of the site that asks another host gets nothing, and it is recorded."""
+    page = probe.context.new_page()
+    page.goto(f'{server}/jupyter-lite.json')
+    got = page.evaluate("""async () => {
+        try { await fetch('https://cdn.jsdelivr.net/pyodide/v0.27.0/full/pyodide.js'); return 'loaded'; }
+        catch (error) { return 'refused'; }
+    }""")
+    assert got == 'refused'
+    assert probe.refused == ['https://cdn.jsdelivr.net/pyodide/v0.27.0/full/pyodide.js']
 
 
 def test_no_request_left_the_loopback_server(offline):
