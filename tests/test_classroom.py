@@ -36,6 +36,7 @@ ARTIFACTS = REPO / 'test-artifacts' / 'classroom'
 STUDENTS = int(os.environ.get('D2LMOD_CLASS_SIZE', '8'))
 READY_SECONDS = 180   # the longest all servers together may take to be ready
 CELL_SECONDS = 120    # the longest one cell may take
+MESSAGES = 10_000     # the most messages one cell may send (widgets send a few dozen)
 POLL = 0.25           # seconds between two polls of a loop
 SCOPES = ['admin:users', 'admin:servers', 'admin:server_state', 'access:servers', 'read:users', 'tokens']
 
@@ -200,6 +201,12 @@ c.JupyterHub.cleanup_proxy = True
     def stop(self) -> None:
         """The hub (which stops the servers and the proxy), then anything it left running, each by its pid."""
         if self.proc.poll() is None:  # the hub stops the servers and the proxy on its way out (cleanup_*)
+            family, k = children(self.proc.pid), 0
+            while k < len(family) and len(family) < 1000:   # every process below the hub: proxy, servers, kernels
+                family += children(family[k])
+                k += 1
+            for pid in family:
+                self.remember(pid)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=60)
@@ -247,8 +254,11 @@ async def run_notebook(hub: Hub, user: str, cells: list) -> dict:
                 'parent_header': {}, 'metadata': {}, 'channel': 'shell', 'buffers': [],
                 'content': {'code': source, 'silent': False, 'store_history': True, 'user_expressions': {},
                             'allow_stdin': False, 'stop_on_error': True}}))
-            status, deadline = None, time.monotonic() + CELL_SECONDS
-            while status is None:   # bounded: one cell's replies, within CELL_SECONDS
+            status, deadline, count = None, time.monotonic() + CELL_SECONDS, 0
+            while status is None:   # bounded: one cell's replies, at most MESSAGES, within CELL_SECONDS
+                count += 1
+                if count > MESSAGES:
+                    raise RuntimeError(f'{user}: cell {index} sent more than {MESSAGES} messages')
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f'{user}: cell {index} still running after {CELL_SECONDS} s')
@@ -288,9 +298,9 @@ def test_a_class_of_students_runs_lesson_one(hub):
     for user in users:
         hub.api('POST', f'/users/{user}/server')
     ready, deadline = {}, asked + READY_SECONDS
-    while len(ready) < len(users):
-        assert time.monotonic() < deadline, \
-            f'only {sorted(ready)} ready after {READY_SECONDS} s:\n{hub.log_tail()}'
+    for _ in range(int(READY_SECONDS / POLL)):   # bounded in count and in time
+        if len(ready) == len(users) or time.monotonic() > deadline:
+            break
         for user in users:
             if user not in ready:
                 server = hub.api('GET', f'/users/{user}')['servers'].get('', {})
@@ -298,6 +308,7 @@ def test_a_class_of_students_runs_lesson_one(hub):
                     ready[user] = time.monotonic() - asked
                     hub.remember(server['state']['pid'])
         time.sleep(POLL)
+    assert len(ready) == len(users), f'only {sorted(ready)} ready after {READY_SECONDS} s:\n{hub.log_tail()}'
 
     async def everyone():
         return await asyncio.gather(*(run_notebook(hub, user, code_cells(LESSON)) for user in users))
