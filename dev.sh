@@ -41,6 +41,10 @@ system_packages() {
     if [ "${1:-}" = chromium ] && [ ! -x /usr/bin/chromium ]; then
         missing+=("chromium")
     fi
+    # and node's npm, for configurable-http-proxy (the classroom test; ensure_proxy installs it into .npm/)
+    if [ "${1:-}" = chromium ] && ! command -v npm >/dev/null 2>&1; then
+        missing+=("npm")
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
 
     local sudo=""
@@ -118,6 +122,18 @@ ensure_lite_env() {
     touch "$stamp"
 }
 
+# --- configurable-http-proxy (npm) for the classroom test, in .npm/ of this checkout (never global) ---
+ensure_proxy() {
+    [ -x .npm/node_modules/.bin/configurable-http-proxy ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        note "no npm: the classroom test needs configurable-http-proxy (apt-get install npm), skipping its install"
+        return 0
+    fi
+    note "installing configurable-http-proxy@5 into .npm/ (npm)"
+    npm install --silent --no-audit --no-fund --prefix .npm configurable-http-proxy@5 >/dev/null ||
+        note "npm install configurable-http-proxy failed (continuing; the classroom test will say so)"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 
@@ -132,6 +148,7 @@ case "$cmd" in
     test)
         system_packages chromium
         ensure_env dev torch
+        ensure_proxy
         # Same hash seed for every run, and for the notebook kernels nbval starts.
         export PYTHONHASHSEED=0
         exec "$VPY" -m pytest "$@"

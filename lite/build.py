@@ -147,6 +147,8 @@ def build(output: Path) -> dict:
         tmp = Path(name)
         names = site_contents(tmp / 'contents')
         shutil.copy2(LITE / 'jupyter-lite.json', tmp / 'jupyter-lite.json')
+        # settings: every cell drawn at once (JupyterLab 4.0's windowed notebook throws on opening a lesson)
+        shutil.copy2(LITE / 'overrides.json', tmp / 'overrides.json')
         site = tmp / 'site'
         note(f'building the site of {len(names)} lessons (jupyter lite build)')
         # jupyterlite-core 0.2's command line is `jupyter lite`, next to this Python
