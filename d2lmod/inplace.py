@@ -25,13 +25,13 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
                            "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
     old = self
     if recording:
-        self._version_now()  # a counter that old shares: a rule that reads old is known by it below
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
-        others = tuple([old if o is self else o for o in others])  # x += x: both are the old x
+        old._vc = [0]                       # its own counter: tells below whether the rule reads old
+        others = tuple([_alias(self, old) if o is self else o for o in others])
     new = compute(old, *others)
-    if recording and any(counter is self._vc for counter, _ in new._saved):
-        old._data, old._vc = self._data.copy(), None  # the rule reads the old values (x *= w): keep a copy
+    if recording and any(counter is old._vc for counter, _ in new._saved):
+        old._data = self._data.copy()  # the rule reads the old values (x *= w): it gets a copy of its own
         new = compute(old, *others)
     if new.shape != self.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
@@ -47,6 +47,15 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
         _clock[0] += 1
         self._changed_at, self._before = _clock[0], old
     return self
+
+
+def _alias(self: Tensor, old: Tensor) -> Tensor:
+    """x /= x: the other operand is x as it is, history and memory; a rule that keeps it will find it changed
+    (PyTorch refuses that backward too; x += x keeps nothing and works)."""
+    alias = Tensor.__new__(Tensor)
+    alias.__dict__.update(old.__dict__)
+    alias._vc = self._version_now()[0]
+    return alias
 
 
 def setitem(self: Tensor, index, value) -> None:
