@@ -20,7 +20,12 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
     """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
     others = tuple([ops.lift(o, self) for o in others])
     recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
-    if recording and self.requires_grad and not self._parents:
+    base = self._base
+    if recording and base is not None and base.requires_grad and not base._parents:
+        leaf = 'a view of a leaf Variable'  # w[0] += 1 writes into w itself
+    elif not (recording and self.requires_grad and not self._parents):
+        leaf = None
+    if leaf:
         raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
                            "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
     old = self

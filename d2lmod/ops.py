@@ -332,6 +332,7 @@ def _view(out: Tensor, a: Tensor) -> Tensor:
     base = a._data if a._data.base is None else a._data.base
     if out._data.base is base:
         out._vc = a._version_now()[0]
+        out._base = a if a._base is None else a._base  # the tensor that owns the memory (see inplace.update)
     return out
 
 
@@ -367,7 +368,10 @@ def getitem(a, index):
         full = np.zeros(shape, dtype)
         np.add.at(full, index, g)  # add, not assign: an element picked twice gets both gradients
         return (full,)
-    return _view(result(a._data[index], (a,), 'index', backward), a)
+    out = a._data[index]
+    if type(out) is not np.ndarray:  # x[0] of a vector: a 0-dim view (as PyTorch's), not a NumPy scalar copy
+        out = a._data[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+    return _view(result(out, (a,), 'index', backward), a)
 
 
 def cat(tensors, dim=0):

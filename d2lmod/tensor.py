@@ -115,6 +115,7 @@ class Tensor:
     _before = None       # after such an update: this tensor as it was before it, a tensor of its own
     _saved = ()          # ((version counter, version), ...) of the values its _backward reads; None once freed
     _vc = None           # version counter: [how many in-place writes its memory has had], shared with views
+    _base = None         # for a view (x[0], x.reshape(...)): the tensor whose memory it shares
     _op = ''             # the op's name, for repr and the visualiser
     _call = None         # the module call that made it
     _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
