@@ -7,6 +7,8 @@ Tensor.backward calls unbroadcast() on every gradient.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .tensor import Tensor, _State, parse_to
@@ -296,7 +298,18 @@ def max(a, dim=None, keepdim=False):
         np.put_along_axis(full, idx, g if keepdim else np.expand_dims(g, dim), dim)
         return (full,)
     out = result(values if keepdim else values.squeeze(dim), (a,), 'max', backward)
-    return out, Tensor(idx if keepdim else idx.squeeze(dim))
+    return MaxMin(out, Tensor(idx if keepdim else idx.squeeze(dim)))
+
+
+MaxMin = namedtuple('max', ['values', 'indices'])  # what max(dim) and min(dim) give, as PyTorch's
+
+
+def min(a, dim=None, keepdim=False):
+    """The smallest value: -max(-a), so the gradient goes where max's would."""
+    if dim is None:
+        return neg(max(neg(a)))
+    values, indices = max(neg(a), dim, keepdim)
+    return MaxMin(neg(values), indices)
 
 
 def log_softmax(a, dim=-1):
@@ -407,6 +420,15 @@ def squeeze(a, dim=None):
     return reshape(a, tuple(kept))
 
 
+def equal(a, b) -> bool:
+    """True when a and b have the same shape and the same values."""
+    return a.shape == b.shape and bool((a._data == b._data).all())
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08) -> bool:
+    return bool(np.allclose(a._data, b._data, rtol=rtol, atol=atol))
+
+
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient (numbers compared in the promoted dtype)."""
     def op(a, b):  # NumPy compares a number with any dtype exactly, so only tensors need lifting
@@ -434,6 +456,10 @@ Tensor.abs, Tensor.exp, Tensor.log, Tensor.sqrt = abs, exp, log, sqrt
 Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.clamp = relu, sigmoid, tanh, clamp
 Tensor.sum, Tensor.mean, Tensor.max, Tensor.norm = sum, mean, max, norm
 Tensor.unsqueeze, Tensor.squeeze, Tensor.matmul = unsqueeze, squeeze, matmul
+Tensor.add, Tensor.sub, Tensor.mul, Tensor.div, Tensor.pow = add, sub, mul, div, pow
+Tensor.min, Tensor.t = min, T
+Tensor.bool = lambda self: to(self, np.bool_)
+Tensor.int = lambda self: to(self, np.int32)
 Tensor.reshape = Tensor.view = reshape
 Tensor.transpose, Tensor.T = transpose, property(T)
 Tensor.log_softmax = log_softmax

@@ -9,6 +9,7 @@ import numpy as np
 from .device import CPU, as_device, no_gpu
 
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+float16, int32, int16, int8, uint8 = np.float16, np.int32, np.int16, np.int8, np.uint8
 
 
 class _PerThread(threading.local):
@@ -39,6 +40,24 @@ class no_grad:
 
 def is_grad_enabled() -> bool:
     return _State.grad_enabled
+
+
+class set_grad_enabled(no_grad):
+    """set_grad_enabled(False) switches recording off now (for this thread); `with set_grad_enabled(m):` for a block."""
+
+    def __init__(self, mode: bool):
+        self._before, self._mode = _State.grad_enabled, bool(mode)
+        _State.grad_enabled = self._mode
+
+    def __enter__(self):
+        _State.grad_enabled = self._mode
+
+
+class enable_grad(no_grad):
+    """`with enable_grad():` records again inside a no_grad() block."""
+
+    def __enter__(self):
+        self._before, _State.grad_enabled = _State.grad_enabled, True
 
 
 def as_array(data, dtype=None) -> np.ndarray:
