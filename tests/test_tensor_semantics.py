@@ -536,3 +536,22 @@ def test_random_programs_with_in_place_updates_match_torch(steps):
         assert (x is None) == (y is None), steps
         if x is not None:
             np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9, err_msg=str(steps))
+
+
+def test_more_of_torchs_spellings_behave_the_same():
+    seen = []
+    for lib in (dm, torch):
+        x = lib.tensor([[1.0, 5.0], [3.0, 2.0]], requires_grad=True)
+        by_row, by_column = x.max(1), x.min(0)
+        (by_row.values.sum() + by_column.values.sum() + x.min() + x.t().pow(2).sum().div(10)).backward()
+        with lib.no_grad():
+            with lib.enable_grad():
+                inner = (x * 2).requires_grad
+        lib.set_grad_enabled(False)
+        switched_off = (x * 2).requires_grad
+        lib.set_grad_enabled(True)
+        seen.append((by_row.indices.tolist(), by_column.indices.tolist(), np.round(x.grad.tolist(), 6).tolist(),
+                     inner, switched_off, lib.is_grad_enabled(), lib.equal(x, x.detach().clone()),
+                     lib.allclose(x, x + 1e-9), str(lib.zeros(1, dtype=lib.bool).dtype).replace('torch.', ''),
+                     str(lib.ones(1, dtype=lib.long).dtype).replace('torch.', ''), str(x.int().dtype)[-5:]))
+    assert seen[0] == seen[1]
