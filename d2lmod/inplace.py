@@ -19,32 +19,35 @@ from .tensor import Tensor, _clock, _State
 def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: str = 'a leaf Variable') -> Tensor:
     """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
     others = tuple([ops.lift(o, self) for o in others])
-    recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
-    base = self._base
-    if recording and base is not None and base.requires_grad and not base._parents:
-        leaf = 'a view of a leaf Variable'  # w[0] += 1 writes into w itself
-    elif not (recording and self.requires_grad and not self._parents):
-        leaf = None
-    if leaf:
-        raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
-                           "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
+    recording = _State.grad_enabled and (self.requires_grad or any([o.requires_grad for o in others]))
     old = self
     if recording:
+        base = self._base
+        if base is not None and base.requires_grad and not base._parents:
+            leaf = 'a view of a leaf Variable'  # w[0] += 1 writes into w itself
+        elif not (self.requires_grad and not self._parents):
+            leaf = None
+        if leaf:
+            raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
+                               "changes a parameter: do it under `with dm.no_grad():`, as optimizers and nn.init do)")
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
         old._vc = [0]                       # its own counter: tells below whether the rule reads old
         others = tuple([_alias(self, old) if o is self else o for o in others])
     new = compute(old, *others)
-    if recording and any(counter is old._vc for counter, _ in new._saved):
-        old._data = self._data.copy()  # the rule reads the old values (x *= w): it gets a copy of its own
-        new = compute(old, *others)
+    if recording:
+        for counter, _ in new._saved:
+            if counter is old._vc:  # the rule reads the old values (x *= w): it gets a copy of its own
+                old._data = self._data.copy()
+                new = compute(old, *others)
+                break
     if new.shape != self.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
                            f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")
     if not cast and new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, 'same_kind'):
         raise RuntimeError(f"result type {new.dtype} can't be cast to the desired output type {self.dtype}; "
                            f"write x = x {name} y for a new tensor, or convert x first (x.float())")
-    np.copyto(self._data, new._data, casting='unsafe')
+    self._data[...] = new._data
     self._bump()
     if recording:  # self now holds new's history; ops that used it before find the old one through _before
         self.requires_grad, self._parents, self._backward = True, new._parents, new._backward

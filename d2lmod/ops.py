@@ -210,7 +210,8 @@ def relu(a):
     if a._data.dtype == np.bool_:
         raise RuntimeError("Boolean inputs not supported for relu; convert the mask first with .float()")
     mask = a._data > 0  # where a is positive: relu keeps a there, and passes g back there (one mask for both)
-    return result(a._data * mask, (a,), 'relu', lambda g: (g * mask,), (None,))
+    # np.where, not a * mask: relu(-1.5) is 0, not -0, and passes 0 back even where g is inf
+    return result(np.where(mask, a._data, 0), (a,), 'relu', lambda g: (np.where(mask, g, 0),), (None,))
 
 
 def sigmoid(a):
@@ -233,7 +234,7 @@ def clamp(a, min=None, max=None):
     if max is not None:
         inside &= ad <= max
     out = np.clip(ad, min, max).astype(ad.dtype, copy=False)
-    return result(out, (a,), 'clamp', lambda g: (g * inside,), (a,))
+    return result(out, (a,), 'clamp', lambda g: (np.where(inside, g, 0),), (a,))
 
 
 def to(a, *args, **kwargs):
@@ -426,7 +427,7 @@ def equal(a, b) -> bool:
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08) -> bool:
-    return bool(np.allclose(a._data, b._data, rtol=rtol, atol=atol))
+    return bool(np.allclose(a._data, b._data, rtol=rtol, atol=atol))  # |a - b| <= atol + rtol |b|
 
 
 def compare(fn):
@@ -458,8 +459,7 @@ Tensor.sum, Tensor.mean, Tensor.max, Tensor.norm = sum, mean, max, norm
 Tensor.unsqueeze, Tensor.squeeze, Tensor.matmul = unsqueeze, squeeze, matmul
 Tensor.add, Tensor.sub, Tensor.mul, Tensor.div, Tensor.pow = add, sub, mul, div, pow
 Tensor.min, Tensor.t = min, T
-Tensor.bool = lambda self: to(self, np.bool_)
-Tensor.int = lambda self: to(self, np.int32)
+Tensor.bool, Tensor.int = (lambda self: to(self, np.bool_)), (lambda self: to(self, np.int32))
 Tensor.reshape = Tensor.view = reshape
 Tensor.transpose, Tensor.T = transpose, property(T)
 Tensor.log_softmax = log_softmax
