@@ -96,12 +96,10 @@ def parse_to(*args, **kwargs) -> tuple:
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     for arg in args:
-        if isinstance(arg, Tensor):
+        if isinstance(arg, Tensor):  # x.to(other): other's device and dtype
             device, dtype = arg.device, arg.dtype
-        elif arg is None or as_device(arg) is not None:
-            device = arg if arg is not None else device
-        else:
-            dtype = arg
+        elif arg is not None:        # a device (as_device raises for a GPU) or else a dtype
+            device, dtype = (arg, dtype) if as_device(arg) is not None else (device, arg)
     return as_device(device), None if dtype is None else _dtype(dtype)
 
 
@@ -173,7 +171,8 @@ class Tensor:
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        self._version_now()[0][0] += 1
+        counter, _ = self._version_now()
+        counter[0] += 1
 
     @property
     def _version(self) -> int:
