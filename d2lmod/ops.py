@@ -337,7 +337,7 @@ def cross_entropy(logits, labels):
         grad = e / total
         grad[rows, labels] -= 1
         return (grad * (g / len(labels)),)
-    return result(loss, (logits,), 'cross_entropy', backward, (logits,))
+    return result(loss, (logits,), 'cross_entropy', backward)  # keeps its own softmax, as PyTorch's does
 
 
 # ---- shapes and indexing ----------------------------------------------------------------------------------
