@@ -94,17 +94,12 @@ def _fit(values: np.ndarray, slot: tuple) -> np.ndarray:
     return values.reshape(values.shape[extra:]) if extra > 0 and values.shape[:extra] == (1,) * extra else values
 
 
-def _fill(value):
-    def compute(a, v):
-        return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill',
-                          lambda g: (np.zeros_like(g), g.sum()))
-    return compute
+def _fill(a, v):
+    return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill', lambda g: (np.zeros_like(g), g.sum()))
 
 
 def _random(draw, name):
-    def compute(a):
-        return ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
-    return compute
+    return lambda a: ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
 
 
 def _copy(a, src):
@@ -117,8 +112,8 @@ Tensor.__isub__ = lambda self, other: update(self, '-', ops.sub, other)
 Tensor.__imul__ = lambda self, other: update(self, '*', ops.mul, other)
 Tensor.__itruediv__ = lambda self, other: update(self, '/', ops.div, other)
 Tensor.__setitem__ = setitem
-Tensor.fill_ = lambda self, value: update(self, 'fill_', _fill(value), value, cast=True)
-Tensor.zero_ = lambda self: update(self, 'zero_', _fill(0), 0, cast=True)
+Tensor.fill_ = lambda self, value: update(self, 'fill_', _fill, value, cast=True)
+Tensor.zero_ = lambda self: update(self, 'zero_', _fill, 0, cast=True)
 Tensor.copy_ = lambda self, src: update(self, 'copy_', _copy, src, cast=True)
 Tensor.clamp_ = lambda self, min=None, max=None: update(self, 'clamp_', lambda a: ops.clamp(a, min, max))
 Tensor.normal_ = lambda self, mean=0.0, std=1.0: update(

@@ -158,21 +158,17 @@ class Tensor:
                     out.requires_grad, out._parents, out._backward = True, parents, backward
                     out._made_at = _clock[0]
                     if saved:
-                        out._saved = tuple([(out if t is None else t)._version_now() for t in saved])
+                        out._saved = _versions_now(saved, out)
                     break
         return out
 
     def _version_now(self) -> tuple:
         """(version counter, its value now): what a rule that reads self's values remembers."""
-        vc = self._vc
-        if vc is None:
-            vc = self._vc = [0]
-        return vc, vc[0]
+        return _versions_now((self,), self)[0]
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        counter, _ = self._version_now()
-        counter[0] += 1
+        self._version_now()[0][0] += 1  # [0]: the counter, a list of one number
 
     @property
     def _version(self) -> int:
@@ -398,6 +394,18 @@ class Tensor:
                 stack.pop()
                 order.append((node, inputs))
         return order
+
+
+def _versions_now(saved: tuple, out: Tensor) -> tuple:
+    """((version counter, version now), ...) of the tensors in saved (None stands for out)."""
+    kept = []
+    for t in saved:
+        t = out if t is None else t
+        counter = t._vc
+        if counter is None:
+            counter = t._vc = [0]
+        kept.append((counter, counter[0]))
+    return tuple(kept)
 
 
 def _check_saved(node: Tensor) -> None:

@@ -494,15 +494,17 @@ def run_program(lib, steps):
     pick = lambda i: ts[i % len(ts)]  # noqa: E731
     for step in steps:
         kind = step[0]
-        if kind == 'binary':
-            ts.append(getattr(pick(step[2]), OPS[step[1]])(pick(step[3])))
+        if kind == 'binary':  # (dividing by a tensor that may hold 0 would compare infinities: divide by 2 + x^2)
+            other = pick(step[3]) if step[1] != '/' else pick(step[3]) * pick(step[3]) + 2
+            ts.append(getattr(pick(step[2]), OPS[step[1]])(other))
         elif kind == 'scalar':
             ts.append(getattr(pick(step[2]), OPS[step[1]])(step[3]))
         elif kind == 'unary':
             ts.append(getattr(lib, step[1])(pick(step[2])))
         elif kind == 'inplace':  # on a computed tensor (a leaf would fail, as tested above)
             target = pick(step[2]) if not pick(step[2]).is_leaf else pick(step[2]) * 1
-            ts.append(getattr(target, INPLACE[step[1]])(pick(step[3])))
+            other = pick(step[3]) if step[1] != '/=' or pick(step[3]) is target else pick(step[3]).exp()
+            ts.append(getattr(target, INPLACE[step[1]])(other))
         elif kind == 'inplace_scalar':
             target = pick(step[2]) if not pick(step[2]).is_leaf else pick(step[2]) * 1
             ts.append(getattr(target, INPLACE[step[1]])(step[3]))
