@@ -168,7 +168,9 @@ class Tensor:
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        self._version_now()[0][0] += 1  # [0]: the counter, a list of one number
+        if self._vc is None:
+            self._vc = [0]
+        self._vc[0] += 1
 
     @property
     def _version(self) -> int:
