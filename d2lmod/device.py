@@ -5,6 +5,8 @@ putting data there fails the way PyTorch fails on such a machine, with a sentenc
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 KNOWN = ('cpu', 'cuda', 'mps', 'xpu', 'xla', 'meta', 'hip')  # what PyTorch can name (a short list)
@@ -66,13 +68,5 @@ def as_device(target) -> device | None:
     return CPU
 
 
-class cuda:
-    """dm.cuda: PyTorch's questions about GPUs, answered for a machine without one."""
-
-    @staticmethod
-    def is_available() -> bool:
-        return False
-
-    @staticmethod
-    def device_count() -> int:
-        return 0
+# dm.cuda: PyTorch's questions about GPUs, answered for a machine without one
+cuda = SimpleNamespace(is_available=lambda: False, device_count=lambda: 0)

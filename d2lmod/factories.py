@@ -97,9 +97,7 @@ def _like(make):
     def like(input: Tensor, *args, dtype=None, device=None, requires_grad=False, **kwargs) -> Tensor:
         return make(input.shape, *args, dtype=dtype or input.dtype, device=device, requires_grad=requires_grad,
                     **kwargs)
-    like.__name__ = make.__name__ + '_like'
-    like.__doc__ = f"{make.__name__}() with input's shape and dtype."
-    return like
+    return like  # zeros_like(x) is zeros(x.shape, dtype=x.dtype), and so on
 
 
 zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)

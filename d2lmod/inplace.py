@@ -19,27 +19,35 @@ from .tensor import Tensor, _clock, _State
 def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: str = 'a leaf Variable') -> Tensor:
     """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
     others = tuple([ops.lift(o, self) for o in others])
-    recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
-    if recording and self.requires_grad and not self._parents:
-        raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
-                           "changes a parameter; do it under `with dm.no_grad():`, as optimizers and nn.init do)")
+    recording = _State.grad_enabled and (self.requires_grad or any([o.requires_grad for o in others]))
     old = self
     if recording:
-        self._version_now()  # a counter that old shares: a rule that reads old is known by it below
+        base = self._base
+        if base is not None and base.requires_grad and not base._parents:
+            leaf = 'a view of a leaf Variable'  # w[0] += 1 writes into w itself
+        elif not (self.requires_grad and not self._parents):
+            leaf = None
+        if leaf:
+            raise RuntimeError(f"{leaf} that requires grad is being used in an in-place operation. (d2lmod: {name} "
+                               "changes a parameter: do it under `with dm.no_grad():`, as optimizers and nn.init do)")
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
-        others = tuple([old if o is self else o for o in others])  # x += x: both are the old x
+        old._vc = [0]                       # its own counter: tells below whether the rule reads old
+        others = tuple([_alias(self, old) if o is self else o for o in others])
     new = compute(old, *others)
-    if recording and any(counter is self._vc for counter, _ in new._saved):
-        old._data, old._vc = self._data.copy(), None  # the rule reads the old values (x *= w): keep a copy
-        new = compute(old, *others)
+    if recording:
+        for counter, _ in new._saved:
+            if counter is old._vc:  # the rule reads the old values (x *= w): it gets a copy of its own
+                old._data = self._data.copy()
+                new = compute(old, *others)
+                break
     if new.shape != self.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
                            f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")
     if not cast and new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, 'same_kind'):
         raise RuntimeError(f"result type {new.dtype} can't be cast to the desired output type {self.dtype}; "
                            f"write x = x {name} y for a new tensor, or convert x first (x.float())")
-    np.copyto(self._data, new._data, casting='unsafe')
+    self._data[...] = new._data
     self._bump()
     if recording:  # self now holds new's history; ops that used it before find the old one through _before
         self.requires_grad, self._parents, self._backward = True, new._parents, new._backward
@@ -47,6 +55,15 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
         _clock[0] += 1
         self._changed_at, self._before = _clock[0], old
     return self
+
+
+def _alias(self: Tensor, old: Tensor) -> Tensor:
+    """x /= x: the other operand is x as it is, history and memory; a rule that keeps it will find it changed
+    (PyTorch refuses that backward too; x += x keeps nothing and works)."""
+    alias = Tensor.__new__(Tensor)
+    alias.__dict__.update(old.__dict__)
+    alias._vc = self._version_now()[0]
+    return alias
 
 
 def setitem(self: Tensor, index, value) -> None:
@@ -77,17 +94,12 @@ def _fit(values: np.ndarray, slot: tuple) -> np.ndarray:
     return values.reshape(values.shape[extra:]) if extra > 0 and values.shape[:extra] == (1,) * extra else values
 
 
-def _fill(value):
-    def compute(a, v):
-        return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill',
-                          lambda g: (np.zeros_like(g), g.sum()))
-    return compute
+def _fill(a, v):
+    return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill', lambda g: (np.zeros_like(g), g.sum()))
 
 
 def _random(draw, name):
-    def compute(a):
-        return ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
-    return compute
+    return lambda a: ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
 
 
 def _copy(a, src):
@@ -100,8 +112,8 @@ Tensor.__isub__ = lambda self, other: update(self, '-', ops.sub, other)
 Tensor.__imul__ = lambda self, other: update(self, '*', ops.mul, other)
 Tensor.__itruediv__ = lambda self, other: update(self, '/', ops.div, other)
 Tensor.__setitem__ = setitem
-Tensor.fill_ = lambda self, value: update(self, 'fill_', _fill(value), value, cast=True)
-Tensor.zero_ = lambda self: update(self, 'zero_', _fill(0), 0, cast=True)
+Tensor.fill_ = lambda self, value: update(self, 'fill_', _fill, value, cast=True)
+Tensor.zero_ = lambda self: update(self, 'zero_', _fill, 0, cast=True)
 Tensor.copy_ = lambda self, src: update(self, 'copy_', _copy, src, cast=True)
 Tensor.clamp_ = lambda self, min=None, max=None: update(self, 'clamp_', lambda a: ops.clamp(a, min, max))
 Tensor.normal_ = lambda self, mean=0.0, std=1.0: update(

@@ -7,6 +7,8 @@ Tensor.backward calls unbroadcast() on every gradient.
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .tensor import Tensor, _State, parse_to
@@ -208,7 +210,9 @@ def relu(a):
     if a._data.dtype == np.bool_:
         raise RuntimeError("Boolean inputs not supported for relu; convert the mask first with .float()")
     mask = a._data > 0  # where a is positive: relu keeps a there, and passes g back there (one mask for both)
-    return result(a._data * mask, (a,), 'relu', lambda g: (g * mask,), (None,))
+    # max(a, 0), not a * mask: relu(-1.5) is 0, not -0, and relu(nan) is nan. (g * mask is quicker than
+    # PyTorch's np.where(mask, g, 0), and differs only for an infinite g: inf * 0 is nan)
+    return result(np.maximum(a._data, 0), (a,), 'relu', lambda g: (g * mask,), (None,))
 
 
 def sigmoid(a):
@@ -231,7 +235,7 @@ def clamp(a, min=None, max=None):
     if max is not None:
         inside &= ad <= max
     out = np.clip(ad, min, max).astype(ad.dtype, copy=False)
-    return result(out, (a,), 'clamp', lambda g: (g * inside,), (a,))
+    return result(out, (a,), 'clamp', lambda g: (np.where(inside, g, 0),), (a,))
 
 
 def to(a, *args, **kwargs):
@@ -297,7 +301,18 @@ def max(a, dim=None, keepdim=False):
         np.put_along_axis(full, idx, g if keepdim else np.expand_dims(g, dim), dim)
         return (full,)
     out = result(values if keepdim else values.squeeze(dim), (a,), 'max', backward)
-    return out, Tensor(idx if keepdim else idx.squeeze(dim))
+    return MaxMin(out, Tensor(idx if keepdim else idx.squeeze(dim)))
+
+
+MaxMin = namedtuple('max', ['values', 'indices'])  # what max(dim) and min(dim) give, as PyTorch's
+
+
+def min(a, dim=None, keepdim=False):
+    """The smallest value: -max(-a), so the gradient goes where max's would."""
+    if dim is None:
+        return neg(max(neg(a)))
+    values, indices = max(neg(a), dim, keepdim)
+    return MaxMin(neg(values), indices)
 
 
 def log_softmax(a, dim=-1):
@@ -324,7 +339,7 @@ def cross_entropy(logits, labels):
         grad = e / total
         grad[rows, labels] -= 1
         return (grad * (g / len(labels)),)
-    return result(loss, (logits,), 'cross_entropy', backward, (logits,))
+    return result(loss, (logits,), 'cross_entropy', backward)  # keeps its own softmax, as PyTorch's does
 
 
 # ---- shapes and indexing ----------------------------------------------------------------------------------
@@ -333,6 +348,7 @@ def _view(out: Tensor, a: Tensor) -> Tensor:
     base = a._data if a._data.base is None else a._data.base
     if out._data.base is base:
         out._vc = a._version_now()[0]
+        out._base = a if a._base is None else a._base  # the tensor that owns the memory (see inplace.update)
     return out
 
 
@@ -368,7 +384,10 @@ def getitem(a, index):
         full = np.zeros(shape, dtype)
         np.add.at(full, index, g)  # add, not assign: an element picked twice gets both gradients
         return (full,)
-    return _view(result(a._data[index], (a,), 'index', backward), a)
+    out = a._data[index]
+    if type(out) is not np.ndarray:  # x[0] of a vector: a 0-dim view (as PyTorch's), not a NumPy scalar copy
+        out = a._data[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+    return _view(result(out, (a,), 'index', backward), a)
 
 
 def cat(tensors, dim=0):
@@ -404,6 +423,15 @@ def squeeze(a, dim=None):
     return reshape(a, tuple(kept))
 
 
+def equal(a, b) -> bool:
+    """True when a and b have the same shape and the same values."""
+    return a.shape == b.shape and bool((a._data == b._data).all())
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08) -> bool:
+    return bool(np.allclose(a._data, b._data, rtol=rtol, atol=atol))  # |a - b| <= atol + rtol |b|
+
+
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient (numbers compared in the promoted dtype)."""
     def op(a, b):  # NumPy compares a number with any dtype exactly, so only tensors need lifting
@@ -431,6 +459,9 @@ Tensor.abs, Tensor.exp, Tensor.log, Tensor.sqrt = abs, exp, log, sqrt
 Tensor.relu, Tensor.sigmoid, Tensor.tanh, Tensor.clamp = relu, sigmoid, tanh, clamp
 Tensor.sum, Tensor.mean, Tensor.max, Tensor.norm = sum, mean, max, norm
 Tensor.unsqueeze, Tensor.squeeze, Tensor.matmul = unsqueeze, squeeze, matmul
+Tensor.add, Tensor.sub, Tensor.mul, Tensor.div, Tensor.pow = add, sub, mul, div, pow
+Tensor.min, Tensor.t = min, T
+Tensor.bool, Tensor.int = (lambda self: to(self, np.bool_)), (lambda self: to(self, np.int32))
 Tensor.reshape = Tensor.view = reshape
 Tensor.transpose, Tensor.T = transpose, property(T)
 Tensor.log_softmax = log_softmax

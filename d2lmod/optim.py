@@ -37,7 +37,8 @@ class Optimizer:
         for p in self.params:
             if p.grad is not None and p._data is not None:  # a lazy parameter waits for its first call
                 self._update(p, p.grad._data)
-                p._bump()  # an in-place write, as PyTorch counts it (a rule that kept p's values will refuse)
+                if p._vc is not None:  # an in-place write, counted as PyTorch counts it: a rule that kept
+                    p._vc[0] += 1      # p's values (and so made its counter) will refuse to run
 
     def _update(self, p, g) -> None:
         """Change p._data in place, given its gradient g (a NumPy array)."""

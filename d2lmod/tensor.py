@@ -9,6 +9,7 @@ import numpy as np
 from .device import CPU, as_device, no_gpu
 
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+float16, int32, int16, int8, uint8 = np.float16, np.int32, np.int16, np.int8, np.uint8
 
 
 class _PerThread(threading.local):
@@ -39,6 +40,24 @@ class no_grad:
 
 def is_grad_enabled() -> bool:
     return _State.grad_enabled
+
+
+class set_grad_enabled(no_grad):
+    """set_grad_enabled(False) switches recording off now (for this thread); `with set_grad_enabled(m):` for a block."""
+
+    def __init__(self, mode: bool):
+        self._before, self._mode = _State.grad_enabled, bool(mode)
+        _State.grad_enabled = self._mode
+
+    def __enter__(self):
+        _State.grad_enabled = self._mode
+
+
+class enable_grad(no_grad):
+    """`with enable_grad():` records again inside a no_grad() block."""
+
+    def __enter__(self):
+        self._before, _State.grad_enabled = _State.grad_enabled, True
 
 
 def as_array(data, dtype=None) -> np.ndarray:
@@ -77,12 +96,10 @@ def parse_to(*args, **kwargs) -> tuple:
     if kwargs:
         raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
     for arg in args:
-        if isinstance(arg, Tensor):
+        if isinstance(arg, Tensor):  # x.to(other): other's device and dtype
             device, dtype = arg.device, arg.dtype
-        elif arg is None or as_device(arg) is not None:
-            device = arg if arg is not None else device
-        else:
-            dtype = arg
+        elif arg is not None:        # a device (as_device raises for a GPU) or else a dtype
+            device, dtype = (arg, dtype) if as_device(arg) is not None else (device, arg)
     return as_device(device), None if dtype is None else _dtype(dtype)
 
 
@@ -115,6 +132,7 @@ class Tensor:
     _before = None       # after such an update: this tensor as it was before it, a tensor of its own
     _saved = ()          # ((version counter, version), ...) of the values its _backward reads; None once freed
     _vc = None           # version counter: [how many in-place writes its memory has had], shared with views
+    _base = None         # for a view (x[0], x.reshape(...)): the tensor whose memory it shares
     _op = ''             # the op's name, for repr and the visualiser
     _call = None         # the module call that made it
     _grad_parts = None   # after backward, for a leaf used more than once: [(module call, gradient)]
@@ -140,20 +158,19 @@ class Tensor:
                     out.requires_grad, out._parents, out._backward = True, parents, backward
                     out._made_at = _clock[0]
                     if saved:
-                        out._saved = tuple([(out if t is None else t)._version_now() for t in saved])
+                        out._saved = _versions_now(saved, out)
                     break
         return out
 
     def _version_now(self) -> tuple:
         """(version counter, its value now): what a rule that reads self's values remembers."""
-        vc = self._vc
-        if vc is None:
-            vc = self._vc = [0]
-        return vc, vc[0]
+        return _versions_now((self,), self)[0]
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        self._version_now()[0][0] += 1
+        if self._vc is None:
+            self._vc = [0]
+        self._vc[0] += 1
 
     @property
     def _version(self) -> int:
@@ -379,6 +396,18 @@ class Tensor:
                 stack.pop()
                 order.append((node, inputs))
         return order
+
+
+def _versions_now(saved: tuple, out: Tensor) -> tuple:
+    """((version counter, version now), ...) of the tensors in saved (None stands for out)."""
+    kept = []
+    for t in saved:
+        t = out if t is None else t
+        counter = t._vc
+        if counter is None:
+            counter = t._vc = [0]
+        kept.append((counter, counter[0]))
+    return tuple(kept)
 
 
 def _check_saved(node: Tensor) -> None:

@@ -325,8 +325,8 @@ print(net[2].weight.data)
 #    `state_dict()` and `summary` report? Check with an untied twin that the gradient is the sum of three parts,
 #    and compare with what `GradFlow` shows.
 # 3. Replace the buffer in the second `FixedHiddenMLP` by a plain attribute again and call
-#    `fixed.to(dm.float64)`. Which tensors change their dtype? What does `X @ self.rand_weight` compute with,
-#    and why would the same slip crash on a GPU in PyTorch?
+#    `fixed.to(dm.float64)`. Which tensors change their dtype? What happens at `X @ self.rand_weight` (as in
+#    PyTorch, a matrix product wants one dtype on both sides), and why would the same slip crash on a GPU?
 # 4. Tie only the **weights** of two layers, not their biases:
 #    `b.weight = a.weight` for two `nn.Linear(8, 8)`. How many unique parameters does the model have, and what
 #    does `summary` flag?

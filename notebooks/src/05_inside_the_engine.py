@@ -150,7 +150,9 @@ print([(t._op, [p._op or ('a' if p is a else 'b') for p in inputs]) for t, input
 # more than once. What is left in `grads` at the end belongs to the leaves, and each stores it in `.grad`
 # (adding to any gradient already there). The lines about `uses` and `_grad_parts` only remember which module
 # call sent which share, so that `GradFlow` can show a shared parameter's gradient split by call; `kept` makes
-# sure that no two leaves end up sharing one array. Neither changes a gradient.
+# sure that no two leaves end up sharing one array. Neither changes a gradient. The lines about `saved` check,
+# before a rule runs, that the values it kept are still the ones it saw, and the last lines free them once
+# used; section 5.6 is about both.
 
 # %%
 show(Tensor.backward)
