@@ -24,7 +24,7 @@ import numpy as np
 from .tensor import Tensor
 
 _LAYOUT = '__d2lmod_layout__'  # the file's table of contents: what kind of object, and its keys in order
-_KINDS = ('tensor', 'list', 'dict')
+_KINDS = ('tensor', 'list', 'tuple', 'dict', 'ordered_dict')  # load() gives back the same kind, as torch.load
 
 
 # ---- saving ---------------------------------------------------------------------------------------------
@@ -33,9 +33,9 @@ def save(obj, path) -> None:
     if isinstance(obj, Tensor):
         kind, items = 'tensor', [('tensor', obj)]
     elif isinstance(obj, (list, tuple)):
-        kind, items = 'list', [(str(i), t) for i, t in enumerate(obj)]
+        kind, items = type(obj).__name__ if type(obj) in (list, tuple) else 'list', [(str(i), t) for i, t in enumerate(obj)]
     elif isinstance(obj, dict):
-        kind, items = 'dict', list(obj.items())
+        kind, items = 'ordered_dict' if isinstance(obj, OrderedDict) else 'dict', list(obj.items())
     else:
         raise TypeError(f"save() stores a Tensor, a list of Tensors or a dict of Tensors, got a {type(obj).__name__}")
     arrays = {_LAYOUT: None}  # the table of contents goes first: even a truncated file says whose it is
@@ -105,10 +105,12 @@ def load(path):
             raise ValueError(f"load(): {path} was not written by d2lmod.save: it is not a d2lmod file (not a .npz "
                              "file with d2lmod's table of contents); read other NumPy files with np.load, then wrap "
                              "them: dm.tensor") from None
-    tensors = [Tensor(a) for a in arrays]
-    if layout['kind'] == 'tensor':
+    tensors, kind = [Tensor(a) for a in arrays], layout['kind']
+    if kind == 'tensor':
         return tensors[0]
-    return tensors if layout['kind'] == 'list' else OrderedDict(zip(layout['keys'], tensors))
+    if kind in ('list', 'tuple'):
+        return tensors if kind == 'list' else tuple(tensors)
+    return (OrderedDict if kind == 'ordered_dict' else dict)(zip(layout['keys'], tensors))
 
 
 def _reason(error: BaseException) -> str:

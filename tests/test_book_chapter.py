@@ -25,7 +25,6 @@ import pytest
 pytest.importorskip('torch')
 pytestmark = pytest.mark.torch
 
-MODAPI = 'needs modapi: lazy layers become their eager class after the first call / UninitializedParameter'
 
 SECTIONS = {
     'model-construction': [
@@ -286,12 +285,9 @@ net = net.to(device=try_gpu())''',
     ],
 }
 
-# Cells whose output depends on the Module API (lazy layers that turn into Linear, UninitializedParameter):
-# the `modapi` work; the lead removes these marks after merging it.
-NEEDS_MODAPI = {('init-param', 3), ('init-param', 4), ('init-param', 5), ('init-param', 6),
-                ('lazy-init', 2), ('read-write', 7)}
-# Cells whose output depends on io.py (the `reliab` work): torch.load gives back a plain dict.
-NEEDS_IO = {('read-write', 4)}
+# A cell whose whole numbers are random too: my_init zeroes the weights below 5 in size, so after `+= 1` an entry
+# is 1 or a random number; only the 42 the cell writes is fixed.
+RANDOM_WHOLE_NUMBERS = {('init-param', 6)}
 # The only cells that should fail: they need two real GPUs, and fail as PyTorch does on a CPU-only machine.
 NEEDS_TWO_GPUS = {('use-gpu', 7), ('use-gpu', 8), ('use-gpu', 9)}
 
@@ -323,7 +319,7 @@ def run_cell(source: str, namespace: dict):
 FLOAT = re.compile(r'-?(\d+\.\d*|\.\d+)(e[+-]?\d+)?|-?\d+e[+-]?\d+|\b(nan|inf)\b')
 
 
-def masked(text):
+def masked(text, whole_numbers_random=False):
     """What must agree once random numbers are masked: structure, shapes, integers, dtypes, truth values."""
     if text is None:
         return None
@@ -333,6 +329,8 @@ def masked(text):
     text = re.sub(r"<class '[\w.]*?(\w+)'>", r"<class '\1'>", text)     # Parameter, by its own name
     text = text.replace('torch.', '')
     text = FLOAT.sub(_mask_float, text)
+    if whole_numbers_random:
+        text = re.sub(r'(?<![\w.])-?(?!42\b)\d+\b', '#', text)
     return re.sub(r'\s+', '', text)
 
 
@@ -362,10 +360,7 @@ def runs(section: str):
 def cells():
     for section, sources in SECTIONS.items():
         for index in range(len(sources)):
-            marks = [pytest.mark.xfail(reason=MODAPI, strict=False)] if (section, index) in NEEDS_MODAPI else \
-                [pytest.mark.xfail(reason='needs io: load() returns a dict as torch.load does', strict=False)] \
-                if (section, index) in NEEDS_IO else []
-            yield pytest.param(section, index, id=f'{section}[{index}]', marks=marks)
+            yield pytest.param(section, index, id=f'{section}[{index}]')
 
 
 @pytest.fixture(autouse=True)
@@ -386,7 +381,8 @@ def test_the_books_cell_runs_on_d2lmod_as_on_torch(section, index):
         f'{section}[{index}]: torch gave {theirs}, d2lmod gave {ours}'
     assert masked(ours[-1]) == masked(theirs[-1]), f'printed:\n{theirs[-1]}\nvs\n{ours[-1]}'
     if ours[0] == 'ok':
-        assert masked(ours[1]) == masked(theirs[1]), f'shown:\n{theirs[1]}\nvs\n{ours[1]}'
+        loose = (section, index) in RANDOM_WHOLE_NUMBERS
+        assert masked(ours[1], loose) == masked(theirs[1], loose), f'shown:\n{theirs[1]}\nvs\n{ours[1]}'
 
 
 def test_only_the_cells_needing_two_gpus_fail_in_torch_here():

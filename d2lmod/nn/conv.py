@@ -175,6 +175,7 @@ class Conv2d(Module):
 class LazyConv2d(Conv2d):
     """A Conv2d that learns in_channels from its first input; until then its parameters are uninitialized."""
     cls_to_become = Conv2d  # PyTorch's lazy class swap: after its first call it is a Conv2d
+    in_channels = 0  # as in PyTorch: 0 until the first call turns it into a Conv2d (even after a load)
 
     def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
                  bias: bool = True, padding_mode: str = 'zeros'):

@@ -41,7 +41,8 @@ class Linear(Module):
         """PyTorch's default: every number uniform in [-1/sqrt(in_features), +1/sqrt(in_features)]."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # = uniform(+-1/sqrt(in_features))
         if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
+            fan_in = self.weight.shape[1]  # in_features (a LazyLinear still says 0 while this runs)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,6 +58,7 @@ class LazyLinear(Linear):
     Until then weight and bias are UninitializedParameters: printing them works, using them says to run the model.
     """
     cls_to_become = Linear
+    in_features = 0  # as in PyTorch: 0 until the first call turns it into a Linear (even after a load)
 
     def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None):
         Module.__init__(self)
@@ -68,7 +70,7 @@ class LazyLinear(Linear):
             self.register_parameter('bias', None)
 
     def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params() and self.in_features != 0:
+        if not self.has_uninitialized_params():
             super().reset_parameters()
 
     def initialize_parameters(self, input) -> None:

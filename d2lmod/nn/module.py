@@ -376,9 +376,6 @@ class Module:
                 if is_lazy(target):
                     target.materialize(value.shape)
                 target._data[...] = value._data
-        for module in self.modules():  # lazy layers whose every tensor came from the dict become eager
-            if module.cls_to_become is not None and not module.has_uninitialized_params():
-                module._infer_parameters((), {}, after=True)
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- moving, modes, gradients -----------------------------------------------------------------------

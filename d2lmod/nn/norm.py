@@ -132,7 +132,8 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int | None, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        # a lazy form says 0 (as PyTorch) until its first call tells it the size
+        self.num_features, self.eps, self.momentum = num_features or 0, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         lazy = num_features is None  # a lazy form: the sizes come with the first input (initialize_parameters)
 
@@ -171,6 +172,9 @@ class _BatchNorm(Module):
             raise TypeError(f"{type(self).__name__} expects a d2lmod Tensor as input, got a {type(input).__name__}")
         if input.ndim not in self._dims:
             raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.ndim}D input)")
+        if self.num_features == 0:  # a lazy form whose tensors all came from load_state_dict: they know the size
+            self.num_features = next((t.shape[0] for t in (self.weight, self.running_mean) if t is not None),
+                                     input.shape[1])
         if input.shape[1] != self.num_features:
             raise RuntimeError(f"expected input with num_features={self.num_features} channels in dim 1, got "
                                f"shape {input.shape}; make num_features match the input")
@@ -185,8 +189,7 @@ class _BatchNorm(Module):
                           self.weight, self.bias, use_batch, factor, self.eps)
 
     def extra_repr(self) -> str:
-        size = '?' if self.num_features is None else self.num_features
-        return (f'{size}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, '
+        return (f'{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, '
                 f'bias={self.bias is not None}, track_running_stats={self.track_running_stats}')
 
 
