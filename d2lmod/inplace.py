@@ -95,14 +95,17 @@ def _fit(values: np.ndarray, slot: tuple) -> np.ndarray:
 
 
 def _fill(a, v):
+    """a filled with the number v: a gets no gradient, v the sum of all."""
     return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill', lambda g: (np.zeros_like(g), g.sum()))
 
 
 def _random(draw, name):
+    """a replaced by random numbers (normal_, uniform_): nothing flows back to a."""
     return lambda a: ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
 
 
 def _copy(a, src):
+    """a replaced by src (broadcast, cast to a's dtype): src gets the whole gradient."""
     return ops.result(np.broadcast_to(src._data, a.shape).astype(a.dtype), (a, src), 'copy',
                       lambda g: (np.zeros_like(g), g))
 
