@@ -18,8 +18,8 @@ from .tensor import Tensor, _clock, _State
 
 def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: str = 'a leaf Variable') -> Tensor:
     """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
-    others = tuple([ops.lift(o, self) for o in others])
-    recording = _State.grad_enabled and (self.requires_grad or any([o.requires_grad for o in others]))
+    others = (ops.lift(others[0], self),) if others else ()  # every update takes one operand or none
+    recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
     old = self
     if recording:
         base = self._base
@@ -33,7 +33,7 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
         old._vc = [0]                       # its own counter: tells below whether the rule reads old
-        others = tuple([_alias(self, old) if o is self else o for o in others])
+        others = (_alias(self, old),) if others and others[0] is self else others  # x /= x
     new = compute(old, *others)
     if recording:
         for counter, _ in new._saved:

@@ -168,8 +168,7 @@ class Tensor:
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        if self._vc is None:
-            self._vc = [0]
+        self._vc = self._vc or [0]  # (a counter is a list of one number: never empty, never false)
         self._vc[0] += 1
 
     @property
