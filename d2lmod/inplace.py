@@ -41,7 +41,7 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
                 old._data = self._data.copy()
                 new = compute(old, *others)
                 break
-    if new.shape != self.shape:
+    if new._data.shape != self._data.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
                            f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")
     if not cast and new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, 'same_kind'):

@@ -437,8 +437,7 @@ def allclose(a, b, rtol=1e-05, atol=1e-08) -> bool:
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient (numbers compared in the promoted dtype)."""
     def op(a, b):  # NumPy compares a number with any dtype exactly, so only tensors need lifting
-        return Tensor(np.asarray(_binary(fn.__name__, fn, a, lift(b, a), np.bool_) if isinstance(b, Tensor)
-                                 else fn(a._data, b)))
+        return Tensor(_binary(fn.__name__, fn, a, b, np.bool_) if isinstance(b, Tensor) else fn(a._data, b))
     return op
 
 
