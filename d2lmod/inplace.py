@@ -18,8 +18,8 @@ from .tensor import Tensor, _clock, _State
 
 def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: str = 'a leaf Variable') -> Tensor:
     """Write compute(self, *others), an ordinary op, into self's memory; record it when autograd needs to."""
-    others = tuple([ops.lift(o, self) for o in others])
-    recording = _State.grad_enabled and (self.requires_grad or any([o.requires_grad for o in others]))
+    others = (ops.lift(others[0], self),) if others else ()  # every update takes one operand or none
+    recording = _State.grad_enabled and (self.requires_grad or (others and others[0].requires_grad))
     old = self
     if recording:
         base = self._base
@@ -33,7 +33,7 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
         old = Tensor.__new__(Tensor)
         old.__dict__.update(self.__dict__)  # self's history so far (its memory is about to be overwritten)
         old._vc = [0]                       # its own counter: tells below whether the rule reads old
-        others = tuple([_alias(self, old) if o is self else o for o in others])
+        others = (_alias(self, old),) if others and others[0] is self else others  # x /= x
     new = compute(old, *others)
     if recording:
         for counter, _ in new._saved:
@@ -41,7 +41,7 @@ def update(self: Tensor, name: str, compute, *others, cast: bool = False, leaf: 
                 old._data = self._data.copy()
                 new = compute(old, *others)
                 break
-    if new.shape != self.shape:
+    if new._data.shape != self._data.shape:
         raise RuntimeError(f"in-place {name}: the result has shape {new.shape} but the tensor has shape {self.shape}; "
                            f"an in-place op cannot change a tensor's shape, write x = x {name} y instead")
     if not cast and new.dtype != self.dtype and not np.can_cast(new.dtype, self.dtype, 'same_kind'):
@@ -95,14 +95,17 @@ def _fit(values: np.ndarray, slot: tuple) -> np.ndarray:
 
 
 def _fill(a, v):
+    """a filled with the number v: a gets no gradient, v the sum of all."""
     return ops.result(np.full(a.shape, v._data, a.dtype), (a, v), 'fill', lambda g: (np.zeros_like(g), g.sum()))
 
 
 def _random(draw, name):
+    """a replaced by random numbers (normal_, uniform_): nothing flows back to a."""
     return lambda a: ops.result(draw(a.shape).astype(a.dtype), (a,), name, lambda g: (np.zeros_like(g),))
 
 
 def _copy(a, src):
+    """a replaced by src (broadcast, cast to a's dtype): src gets the whole gradient."""
     return ops.result(np.broadcast_to(src._data, a.shape).astype(a.dtype), (a, src), 'copy',
                       lambda g: (np.zeros_like(g), g))
 

@@ -15,6 +15,7 @@ from .tensor import Tensor, _State, parse_to
 
 result = Tensor._result
 CATEGORY = {'b': 0, 'i': 1, 'u': 1, 'f': 2}  # bool < integer < floating point
+NEVER_CHANGED = [0]  # the version counter of every constant made from a Python number (see lift)
 
 
 def lift(x, like: Tensor) -> Tensor:
@@ -25,7 +26,9 @@ def lift(x, like: Tensor) -> Tensor:
     if isinstance(x, (bool, int, float)):
         kind = like._data.dtype.kind
         fits = isinstance(x, bool) or kind == 'f' or (kind in 'iu' and not isinstance(x, float))
-        return Tensor(np.asarray(x, like._data.dtype if fits else np.float32 if isinstance(x, float) else np.int64))
+        constant = Tensor(np.asarray(x, like._data.dtype if fits else np.float32 if isinstance(x, float) else np.int64))
+        constant._vc = NEVER_CHANGED  # nobody else holds it, so nothing can change it in place
+        return constant
     if isinstance(x, (list, np.ndarray, np.generic)):
         return Tensor(x)
     raise TypeError(f"cannot combine a Tensor with a {type(x).__name__}; use a number, a NumPy array "
@@ -435,8 +438,7 @@ def allclose(a, b, rtol=1e-05, atol=1e-08) -> bool:
 def compare(fn):
     """A comparison gives a boolean tensor and no gradient (numbers compared in the promoted dtype)."""
     def op(a, b):  # NumPy compares a number with any dtype exactly, so only tensors need lifting
-        return Tensor(np.asarray(_binary(fn.__name__, fn, a, lift(b, a), np.bool_) if isinstance(b, Tensor)
-                                 else fn(a._data, b)))
+        return Tensor(_binary(fn.__name__, fn, a, b, np.bool_) if isinstance(b, Tensor) else fn(a._data, b))
     return op
 
 

@@ -168,8 +168,7 @@ class Tensor:
 
     def _bump(self) -> None:
         """Count one more in-place write to self's memory."""
-        if self._vc is None:
-            self._vc = [0]
+        self._vc = self._vc or [0]  # (a counter is a list of one number: never empty, never false)
         self._vc[0] += 1
 
     @property
@@ -353,7 +352,10 @@ class Tensor:
             for counter, version in saved:
                 if counter[0] != version:
                     _check_saved(node)  # a kept value was changed in place since: refuse
-            for parent, pg in zip(inputs, node._backward(g)):
+            parent_grads = node._backward(g)
+            if saved and not retain_graph:  # free what the rule kept (its arrays go with the closure)
+                node._saved, node._backward = None, None
+            for parent, pg in zip(inputs, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent._data.shape:
@@ -371,10 +373,6 @@ class Tensor:
             leaf.grad = Tensor(g) if leaf.grad is None else Tensor(leaf.grad._data + g)
             parts = uses.get(leaf, ())
             leaf._grad_parts = parts if len(parts) > 1 else None  # a shared parameter's split, for the visualiser
-        if not retain_graph:  # free what the rules kept (their arrays go with their closures)
-            for node, _ in order:
-                if node._saved:
-                    node._saved, node._backward = None, None
 
     def _topological_order(self) -> list:
         """(tensor, its inputs) for self and every computed (non-leaf) tensor it depends on that needs a

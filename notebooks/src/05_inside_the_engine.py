@@ -151,8 +151,8 @@ print([(t._op, [p._op or ('a' if p is a else 'b') for p in inputs]) for t, input
 # (adding to any gradient already there). The lines about `uses` and `_grad_parts` only remember which module
 # call sent which share, so that `GradFlow` can show a shared parameter's gradient split by call; `kept` makes
 # sure that no two leaves end up sharing one array. Neither changes a gradient. The lines about `saved` check,
-# before a rule runs, that the values it kept are still the ones it saw, and the last lines free them once
-# used; section 5.6 is about both.
+# before a rule runs, that the values it kept are still the ones it saw, and free them once the rule has run;
+# section 5.6 is about both.
 
 # %%
 show(Tensor.backward)
@@ -300,7 +300,7 @@ print('w.grad =', w.grad, ' (2 through z, 3 through x)')
 # Two more rules, both PyTorch's. A **leaf that requires grad** (a parameter) may not be changed in place while
 # recording: its `.grad` would no longer belong to the values it holds. Optimizers and `nn.init` change
 # parameters under `dm.no_grad()`, which is the one place where that is allowed. And `backward` **frees** what
-# the rules kept once it has used them (the last lines of `backward` above), so the memory of a training step
+# each rule kept as soon as the rule has run (see `backward` above), so the memory of a training step
 # goes as soon as the step is done; a second `backward` through the same graph then fails unless the first was
 # told `retain_graph=True`. An op that keeps nothing (an `add`) can be run through again, in PyTorch too.
 #
