@@ -387,7 +387,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
         for v in eqn.invars:
             if not isinstance(v, Literal):
                 uses[v] = uses.get(v, 0) + 1
-    parent_of = {c.id: c.parent for c in clusters}
+    parent_of, depth_of = {c.id: c.parent for c in clusters}, {c.id: c.depth for c in clusters}
     consumers = {}
     for eqn in jaxpr.eqns:
         for v in eqn.invars:
@@ -401,7 +401,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
         if var not in consumers:
             continue
         users = [home(e) for e in consumers[var]]
-        where = graph._common_cluster(users, parent_of) if None not in users else None
+        where = graph._common_cluster(users, parent_of, depth_of) if None not in users else None
         g = grads.get(path)
         nodes.append(graph.Node(f'n{len(nodes) + 1}', 'parameter', path, tuple(var.aval.shape), where,
                                 grad_norm=None if g is None else float(np.linalg.norm(np.asarray(g)))))

@@ -298,6 +298,7 @@ def trace(output, model=None) -> graph.Graph:
         call_of[f] = current[0]
     clusters, cid = _clusters(calls, modules, model)
     parent_of = {c.id: c.parent for c in clusters}
+    depth_of = {c.id: c.depth for c in clusters}
     param_leaf = {c.id for c in clusters if not modules.get(c.path) or not list(modules[c.path].children())}
 
     path_of = {c.id: c.path for c in clusters}
@@ -327,7 +328,10 @@ def trace(output, model=None) -> graph.Graph:
         # input's line, and take the deepest of them
         near = [c for c in near if _nested(c, near[0], parent_of) or _nested(near[0], c, parent_of)]
         inner = [c for c in near if all(_nested(c, o, parent_of) for o in near)]
-        home[f] = inner[0] if inner else graph._common_cluster(near, parent_of) if None not in near else None
+        if inner:
+            home[f] = inner[0]
+        else:
+            home[f] = graph._common_cluster(near, parent_of, depth_of) if near and None not in near else None
         if not near and clusters and model is not None:
             home[f] = clusters[0].id
     for f in reversed(fwd):
@@ -391,6 +395,7 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         notes.append("Parameters that are not registered in the model took part (modules kept in a plain Python "
                      "list or dict?): they are missing from parameters(), state_dict() and the optimizer. Use "
                      "nn.ModuleList / nn.ModuleDict.")
+    parent_of, depth_of = {c.id: c.parent for c in clusters}, {c.id: c.depth for c in clusters}
     for f in leaves:  # parameters and inputs that require grad
         v = f.variable
         node_id = f'n{len(nodes) + 1}'
@@ -398,8 +403,7 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         users = [home[c] for c in consumers.get(f, []) if c in home]
         grad = None if v.grad is None else float(v.grad.norm())
         if id(v) in pnames:
-            where = graph._common_cluster(users, {c.id: c.parent for c in clusters}) if users and None not in users \
-                else None
+            where = graph._common_cluster(users, parent_of, depth_of) if users and None not in users else None
             nodes.append(graph.Node(node_id, 'parameter', pnames[id(v)], tuple(v.shape), where, grad_norm=grad))
         elif isinstance(v, torch.nn.Parameter):  # used, but not registered (a layer kept in a plain list?)
             nodes.append(graph.Node(node_id, 'parameter', 'parameter', tuple(v.shape), None, 'not in the model',
@@ -466,7 +470,9 @@ class Trainer:
         return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
     def backward(self) -> None:
-        self.loss.backward()
+        # the graph is kept, as d2lmod's Explorer keeps it: the button may be pressed again on the same loss,
+        # and the graph drawn after the first backward still reads the tensors its ops saved (rand_weight)
+        self.loss.backward(retain_graph=True)
         keep_parts(self.model, self.views)
 
     def step(self, lr: float) -> None:
