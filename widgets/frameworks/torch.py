@@ -284,15 +284,15 @@ def trace(output, model=None) -> graph.Graph:
             leaf = p if hasattr(p, 'variable') else _inputs(p)[0] if p in through else None
             if leaf is not None and id(leaf.variable) in owner:
                 uses.setdefault(f, []).append(leaf.variable)
-    call_of, calls, used = {}, [], {}  # calls: (module path, call number)
+    call_of, calls, used, count = {}, [], {}, {}  # calls: (module path, call number); count: path -> calls so far
     for f in fwd:
         if f not in uses:
             continue
         path = owner[id(uses[f][0])]
         current = used.get(path)
         if current is None or any(id(v) in current[1] for v in uses[f]):
-            count = sum(1 for c in calls if c[0] == path) + 1
-            calls.append((path, count))
+            count[path] = count.get(path, 0) + 1  # counted as we go: a 10,000-layer model stays linear
+            calls.append((path, count[path]))
             current = used[path] = (len(calls) - 1, set())
         current[1].update(id(v) for v in uses[f])
         call_of[f] = current[0]
@@ -349,7 +349,7 @@ def _nested(inner, outer, parent_of: dict) -> bool:
 
 def _clusters(calls: list, modules: dict, model) -> tuple:
     """Cluster per inferred call, with one call of each enclosing module around it; returns (clusters, index -> id)."""
-    clusters, by_key, cid = [], {}, {}
+    clusters, by_key, cid, depth = [], {}, {}, {}
     total = {}
     for path, _ in calls:
         total[path] = total.get(path, 0) + 1
@@ -367,7 +367,8 @@ def _clusters(calls: list, modules: dict, model) -> tuple:
         title = (path or kind) + (f' · call {number}' if total.get(path, 1) > 1 else '')
         detail = graph._describe(module) if module is not None and path else ''
         c = graph.Cluster(f'c{len(clusters) + 1}', parent, path, title, detail, number, total.get(path, 1),
-                          0 if parent is None else next(x.depth for x in clusters if x.id == parent) + 1)
+                          0 if parent is None else depth[parent] + 1)
+        depth[c.id] = c.depth
         clusters.append(c)
         by_key[key] = c.id
         return c.id
