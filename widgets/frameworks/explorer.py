@@ -8,7 +8,7 @@ from . import adapter_for, prepare
 
 
 class ForeignExplorer(Explorer):
-    """Explorer whose buttons run a PyTorch model (torch.optim.SGD) or a Flax module (jax.grad, SGD on its variables)."""
+    """Explorer whose buttons run a PyTorch model (torch.optim.SGD) or a Flax module (jax.grad, SGD on its params)."""
 
     def __init__(self, model, *inputs, loss_fn=None, lr: float = 0.1, variables=None, **kwargs):
         model = prepare(model, inputs, variables)
