@@ -12,6 +12,7 @@ Needs jupyterhub (in .[dev]) and configurable-http-proxy in .npm/ (./dev.sh test
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -312,7 +313,9 @@ def test_a_class_of_students_runs_lesson_one(hub):
 
     async def everyone():
         return await asyncio.gather(*(run_notebook(hub, user, code_cells(LESSON)) for user in users))
-    runs = dict(zip(users, asyncio.run(everyone())))
+    # asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        runs = dict(zip(users, pool.submit(asyncio.run, everyone()).result()))
 
     servers = {user: hub.api('GET', f'/users/{user}')['servers']['']['state']['pid'] for user in users}
     kernels = {user: [hub.remember(p) for p in children(servers[user]) if 'ipykernel' in cmdline(p)]

@@ -24,7 +24,9 @@ NOTEBOOKS = REPO / 'notebooks'
 ARTIFACTS = Path(os.environ.get('D2LMOD_BROWSER_ARTIFACTS', REPO / 'test-artifacts' / 'browser'))
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                 '--disable-background-networking', '--disable-component-update', '--disable-sync']
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                 # no name but the loopback address resolves: nothing can leave the machine, service workers too
+                 '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']
 # JupyterLab settings for a quiet, deterministic run: no news toast over the screenshots, no autosave, and
 # no empty space after the last cell (so a screenshot of the whole notebook ends with it).
 LAB_SETTINGS = {
@@ -113,9 +115,8 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope='session')
-def browser():
-    """Headless Debian Chromium, driven by Playwright."""
+def chromium():
+    """Headless Debian Chromium, driven by Playwright (tests/conftest.py makes it the session's `browser`)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -123,9 +124,9 @@ def browser():
     if not Path(CHROMIUM).exists():
         unavailable(f'no Chromium at {CHROMIUM}: apt-get install chromium (./dev.sh test does it on Debian)')
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 class RepoGuard:

@@ -33,11 +33,9 @@ def load(name: str, path: Path):
     return module
 
 
-# The JupyterLab browser tests' Chromium fixture and helpers, reused: their Chromium gets one more argument
-# here, so that no name but the loopback address resolves (nothing can leave the machine, service workers too).
+# The JupyterLab browser tests' helpers, reused; `browser`, the session's one Chromium (in which no name but the
+# loopback address resolves), comes from tests/conftest.py.
 lab = load('d2lmod_browser_conftest', REPO / 'tests' / 'browser' / 'conftest.py')
-lab.CHROMIUM_ARGS = [*lab.CHROMIUM_ARGS, '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1']
-browser = lab.browser          # the fixture: headless Debian Chromium; skips (fails under CI) without it
 unavailable = lab.unavailable
 BUILD_SECONDS = 900   # from nothing (venv, downloads, build) it takes about a minute here
 
