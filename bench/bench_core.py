@@ -213,7 +213,7 @@ def resnet_start(batch=256):
 
 def d2lmod_resnet(state, X, y, lr):
     net = digits_resnet(nn)
-    net.load_state_dict(state)
+    net.load_state_dict({k: dm.tensor(v) for k, v in state.items()})  # tensors, as PyTorch requires
     X, y = dm.tensor(X), dm.tensor(y)
     return training_step(dm.optim.SGD(net.parameters(), lr=lr), lambda: F.cross_entropy(net(X), y))
 

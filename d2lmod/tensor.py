@@ -387,7 +387,8 @@ class Tensor:
             for p in todo:
                 if p._parents and p.requires_grad and p not in seen:  # visit p's inputs first, then come back
                     seen.add(p)
-                    p_inputs = p._inputs()
+                    # p._inputs(), with its usual case (no in-place update anywhere since p) spared the call
+                    p_inputs = p._parents if p._made_at == _clock[0] else p._inputs()
                     stack.append((p, p_inputs, iter(p_inputs)))
                     break
             else:  # all of node's inputs are in order
