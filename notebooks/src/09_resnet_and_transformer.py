@@ -298,7 +298,7 @@ with dm.no_grad():
 
 # %%
 
-fresh = ready(resnet(stages=(1, 1))).eval()
+fresh = ready(resnet(stages=(1, 1)).eval())  # primed in evaluation mode: its statistics stay 0 and 1
 params_only = {name: p for name, p in net.state_dict().items() if 'running' not in name and 'batches' not in name}
 fresh.load_state_dict(params_only, strict=False)
 print('parameters only:        test accuracy', f'{accuracy(fresh, X_test, y_test):.3f}')
