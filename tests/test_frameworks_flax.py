@@ -100,3 +100,19 @@ def test_structure_only_without_an_input(seed_model):
     assert re.search(r'^total\s+4,712$', text, re.M)
     with pytest.raises(ValueError, match='pass variables='):
         summary(chimera)
+
+
+def test_a_module_without_parameters_reads_and_explores_plainly():
+    class Act(nn.Module):  # init makes no 'params' collection at all
+        @nn.compact
+        def __call__(self, x):
+            return nn.relu(x) * 2
+
+    X = jax.numpy.ones((2, 3))
+    assert re.search(r'^total\s+0\s+0$', str(summary(Act(), X)), re.M)
+    ex = Explorer(Act(), X)
+    assert ex.errors.value == '' and 'has no parameters' in ex.status.value
+    for button in ('forward', 'backward', 'step', 'zero_grad'):
+        ex.buttons[button].click()
+        assert ex.errors.value == '', button
+    assert GraphView(Act(), X).error.value == ''

@@ -51,3 +51,26 @@ def test_needs_magic_skips_a_cell_when_a_package_is_missing():
     out = run(code)
     assert 'skipped: this cell needs no_such_package_d2lmod, not installed here' in out
     assert out.count('ran') == 1
+
+
+@pytest.mark.parametrize('names, install', [(('torch',), 'pip install torch==2.13.0'),
+                                            (('jax', 'flax.linen', 'jax.numpy'), 'pip install jax flax'),
+                                            (('json', 'flax.linen'), 'pip install jax flax')])
+def test_optional_gives_none_for_every_name_and_one_sentence_when_a_package_is_missing(names, install):
+    code = ("import sys\n"
+            "for name in ('torch', 'jax', 'flax'):\n    sys.modules[name] = None\n"  # as in a browser without them
+            "from d2lmod.widgets.frameworks import optional\n"
+            f"got = optional(*{names!r})\n"
+            "print(repr(got))")
+    sentence, got = run(code).split('\n')
+    assert got == repr(None if len(names) == 1 else (None,) * len(names))
+    assert install in sentence and sentence.count('.') <= 3
+
+
+def test_optional_gives_the_installed_modules():
+    import json
+    import json.decoder
+
+    from d2lmod.widgets.frameworks import optional
+    assert optional('json') is json
+    assert optional('json', 'json.decoder') == (json, json.decoder)

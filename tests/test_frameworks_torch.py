@@ -201,3 +201,50 @@ def test_residual_blocks_keep_their_adds_and_relus():
     path = {c.id: c.path for c in data.clusters}
     assert [(n.label, path.get(n.cluster)) for n in data.nodes if n.label in ('add', 'relu')] == \
         [('add', '0'), ('relu', '0'), ('add', '1'), ('relu', '1')]
+
+
+def test_a_long_model_graph_is_folded_and_capped_as_for_d2lmod():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(400)])
+    out = model(torch.rand(2, 3)).sum()
+    view = GraphView(out, model=model)
+    assert view.error.value == '' and '×400 in a row' in view.picture.value  # the fit view: one node for the run
+    view.show.value = ('every op',)
+    assert view.summary.value.startswith('801 ops') and f'{graph.MAX_DRAWN + 1} nodes shown' in view.summary.value
+    assert 'more nodes' in view.picture.value and 'more nodes' in view.notes.value
+
+
+def test_when_dot_times_out_a_torch_graph_falls_back_and_says_so(monkeypatch):
+    import subprocess
+
+    from d2lmod.widgets import draw
+    monkeypatch.setattr(draw, 'dot_available', lambda: True)
+    calls = []
+
+    def run(args, **kwargs):
+        calls.append(kwargs)
+        raise subprocess.TimeoutExpired(args, kwargs['timeout'])
+    monkeypatch.setattr(subprocess, 'run', run)
+    model, X = chimera_and_input()
+    view = GraphView(model(X), model=model)
+    assert calls and all(0 < kwargs['timeout'] <= draw.DOT_TIMEOUT for kwargs in calls)
+    assert '<svg' in view.picture.value and view.error.value == ''
+    assert f'longer than {draw.DOT_TIMEOUT:g} s' in view.notes.value
+
+
+def test_explorer_of_a_model_without_parameters_says_so_plainly():
+    ex = Explorer(torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Tanh()), torch.rand(2, 3))
+    assert ex.errors.value == '' and 'has no parameters' in ex.status.value
+    for button in ('forward', 'backward', 'step', 'zero_grad'):
+        ex.buttons[button].click()
+        assert ex.errors.value == '', button
+    ex.backward()
+    assert 'has no parameters' in ex.status.value
+
+
+def test_explorer_backward_twice_adds_up_as_for_d2lmod():
+    model, X = chimera_and_input()
+    ex = Explorer(model, X)  # forward and backward once
+    once = model[1].weight.grad.clone()
+    ex.buttons['backward'].click()  # the same loss again: the kept graph lets it run, and .grad doubles
+    assert ex.errors.value == '' and torch.allclose(model[1].weight.grad, 2 * once)

@@ -70,10 +70,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(x.shape)}")
         xhat, invstd, mu, var = _normalize(x, mean, eps)
         if running_mean is not None:
-            running_mean._data = ((1 - momentum) * running_mean._data + momentum * mu.reshape(C)).astype(x.dtype)
+            running_mean._data[...] = (1 - momentum) * running_mean._data + momentum * mu.reshape(C)  # in place
         if running_var is not None:
             unbiased = var.reshape(C) * n / (n - 1)
-            running_var._data = ((1 - momentum) * running_var._data + momentum * unbiased).astype(x.dtype)
+            running_var._data[...] = (1 - momentum) * running_var._data + momentum * unbiased
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm: evaluation needs running_mean and running_var; pass training=True "
@@ -180,7 +180,7 @@ class _BatchNorm(Module):
                                f"shape {input.shape}; make num_features match the input")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data = self.num_batches_tracked._data + 1
+            self.num_batches_tracked._data[...] += 1  # in place: a state dict or a reference sees the count
             if self.momentum is None:  # a plain average of all batches so far
                 factor = 1.0 / float(self.num_batches_tracked._data)
         use_batch = self.training or self.running_mean is None

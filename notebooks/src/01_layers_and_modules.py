@@ -430,53 +430,51 @@ X = X_lesson  # back to the lesson's own input
 #
 # `summary`, `ModuleTree`, `GradFlow`, `GraphView` and `Explorer` also take a PyTorch `nn.Module`, and a Flax
 # linen module with its variables. The cells below need PyTorch (`pip install torch==2.13.0`) and JAX with
-# Flax (`pip install jax flax`); where one is missing (Binder, for instance), its cells only say so and the
-# rest of the lesson runs as usual. `%%needs` at the top of a cell does that check.
+# Flax (`pip install jax flax`); where one is missing (Binder, for instance), its cells do nothing and the
+# rest of the lesson runs as usual. `optional('torch')` does that check: it returns the package where it is
+# installed, and `None` (saying what to install) where it is not; each cell then runs `if torch is not None`.
 
 # %%
-%load_ext d2lmod.widgets.frameworks
+from d2lmod.widgets.frameworks import optional
+
 dm_chimera = chimera   # the d2lmod chimera of 1.6; the Flax code below reuses the names nn and chimera
+torch = optional('torch')
 
 # %% [markdown]
 # First PyTorch. The model is written exactly as in d2lmod, with `torch` for `dm`; its input holds the same
 # numbers as our `X`.
 
 # %% tags=["nbval-ignore-output"]
-%%needs torch
-import torch
-from torch import nn as tnn
-from torch.nn import functional as TF
+if torch is not None:
+    tnn, TF = torch.nn, torch.nn.functional
 
+    class TorchFixedHiddenMLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rand_weight = torch.rand(20, 20)   # a plain attribute: not a parameter
+            self.linear = tnn.LazyLinear(20)
 
-class TorchFixedHiddenMLP(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.rand_weight = torch.rand(20, 20)   # a plain attribute: not a parameter
-        self.linear = tnn.LazyLinear(20)
+        def forward(self, X):
+            X = self.linear(X)
+            X = TF.relu(X @ self.rand_weight + 1)
+            X = self.linear(X)
+            while X.abs().sum() > 1:
+                X /= 2
+            return X.sum()
 
-    def forward(self, X):
-        X = self.linear(X)
-        X = TF.relu(X @ self.rand_weight + 1)
-        X = self.linear(X)
-        while X.abs().sum() > 1:
-            X /= 2
-        return X.sum()
+    class TorchNestMLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = tnn.Sequential(tnn.LazyLinear(64), tnn.ReLU(), tnn.LazyLinear(32), tnn.ReLU())
+            self.linear = tnn.LazyLinear(16)
 
+        def forward(self, X):
+            return self.linear(self.net(X))
 
-class TorchNestMLP(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = tnn.Sequential(tnn.LazyLinear(64), tnn.ReLU(), tnn.LazyLinear(32), tnn.ReLU())
-        self.linear = tnn.LazyLinear(16)
-
-    def forward(self, X):
-        return self.linear(self.net(X))
-
-
-torch.manual_seed(0)
-torch_chimera = tnn.Sequential(TorchNestMLP(), tnn.LazyLinear(20), TorchFixedHiddenMLP())
-X_torch = torch.from_numpy(X.numpy().copy())
-print(summary(torch_chimera, X_torch))
+    torch.manual_seed(0)
+    torch_chimera = tnn.Sequential(TorchNestMLP(), tnn.LazyLinear(20), TorchFixedHiddenMLP())
+    X_torch = torch.from_numpy(X.numpy().copy())
+    print(summary(torch_chimera, X_torch))
 
 # %% [markdown]
 # The same totals as d2lmod's: 4,712 unique parameters, 5,132 when the shared layer counts once per call,
@@ -489,70 +487,66 @@ print(summary(torch_chimera, X_torch))
 # autograd's record, the loop folded:
 
 # %% tags=["nbval-ignore-output"]
-%%needs torch
-out = torch_chimera(X_torch)
-out.backward()
-GradFlow(torch_chimera, X_torch)
+if torch is not None:
+    out = torch_chimera(X_torch)
+    out.backward()
+    display(GradFlow(torch_chimera, X_torch))
 
 # %% tags=["nbval-ignore-output"]
-%%needs torch
-GraphView(torch_chimera(X_torch), model=torch_chimera)
+if torch is not None:
+    display(GraphView(torch_chimera(X_torch), model=torch_chimera))
 
 # %% [markdown]
-# Now Flax, with the chapter's JAX code as it is written there. It asks `d2l.get_key()` for random keys; the
-# `d2l` package is not installed here, so three lines stand in for it (each call splits a fresh key off a
-# global one, as d2l does).
+# Now Flax, with the chapter's JAX code as it is written there (indented under the check). Its imports,
+# `import jax`, `from flax import linen as nn` and `from jax import numpy as jnp`, become one `optional`.
+# The code asks `d2l.get_key()` for random keys; the `d2l` package is not installed here, so three lines
+# stand in for it (each call splits a fresh key off a global one, as d2l does).
 
 # %% tags=["nbval-ignore-output"]
-%%needs jax flax
-import jax
-from flax import linen as nn
-from jax import numpy as jnp
+jax, nn, jnp = optional('jax', 'flax.linen', 'jax.numpy')
 
+if nn is not None:
+    class d2l:
+        key = jax.random.PRNGKey(0)
 
-class d2l:
-    key = jax.random.PRNGKey(0)
-
-    @classmethod
-    def get_key(cls):
-        cls.key, subkey = jax.random.split(cls.key)
-        return subkey
+        @classmethod
+        def get_key(cls):
+            cls.key, subkey = jax.random.split(cls.key)
+            return subkey
 
 # %% tags=["nbval-ignore-output"]
-%%needs jax flax
-class FixedHiddenMLP(nn.Module):
-    def setup(self):
-        # Random weight parameters that will not compute gradients and
-        # therefore keep constant during training
-        self.rand_weight = jax.random.uniform(d2l.get_key(), (20, 20))
-        self.dense = nn.Dense(20)
+if nn is not None:
+    class FixedHiddenMLP(nn.Module):
+        def setup(self):
+            # Random weight parameters that will not compute gradients and
+            # therefore keep constant during training
+            self.rand_weight = jax.random.uniform(d2l.get_key(), (20, 20))
+            self.dense = nn.Dense(20)
 
-    def __call__(self, X):
-        X = self.dense(X)
-        X = nn.relu(X @ self.rand_weight + 1)
-        # Reuse the fully connected layer. This is equivalent to sharing
-        # parameters with two fully connected layers
-        X = self.dense(X)
-        # Control flow
-        while jnp.abs(X).sum() > 1:
-            X /= 2
-        return X.sum()
+        def __call__(self, X):
+            X = self.dense(X)
+            X = nn.relu(X @ self.rand_weight + 1)
+            # Reuse the fully connected layer. This is equivalent to sharing
+            # parameters with two fully connected layers
+            X = self.dense(X)
+            # Control flow
+            while jnp.abs(X).sum() > 1:
+                X /= 2
+            return X.sum()
 
+    class NestMLP(nn.Module):
+        def setup(self):
+            self.net = nn.Sequential([nn.Dense(64), nn.relu,
+                                      nn.Dense(32), nn.relu])
+            self.dense = nn.Dense(16)
 
-class NestMLP(nn.Module):
-    def setup(self):
-        self.net = nn.Sequential([nn.Dense(64), nn.relu,
-                                  nn.Dense(32), nn.relu])
-        self.dense = nn.Dense(16)
+        def __call__(self, X):
+            return self.dense(self.net(X))
 
-    def __call__(self, X):
-        return self.dense(self.net(X))
-
-
-chimera = nn.Sequential([NestMLP(), nn.Dense(20), FixedHiddenMLP()])
-X_jax = jnp.asarray(X.numpy())
-params = chimera.init(d2l.get_key(), X_jax)
-print(summary(chimera, X_jax, variables=params))
+    chimera = nn.Sequential([NestMLP(), nn.Dense(20), FixedHiddenMLP()])
+    X_jax = jnp.asarray(X.numpy())
+    params = chimera.init(d2l.get_key(), X_jax)
+    print(summary(chimera, X_jax, variables=params))
 
 # %% [markdown]
 # Again 4,712 and 5,132. The names differ: Flax calls the children of a `Sequential` `layers_0`, `layers_1`,
@@ -562,11 +556,11 @@ print(summary(chimera, X_jax, variables=params))
 # the model with abstract values, and the `while` loop needs real numbers to decide when to stop.
 
 # %% tags=["nbval-ignore-output"]
-%%needs jax flax
-try:
-    print(chimera.tabulate(jax.random.PRNGKey(0), X_jax))
-except Exception as error:
-    print(f'tabulate failed: {type(error).__name__}')
+if nn is not None:
+    try:
+        print(chimera.tabulate(jax.random.PRNGKey(0), X_jax))
+    except Exception as error:
+        print(f'tabulate failed: {type(error).__name__}')
 
 # %% [markdown]
 # The visualiser runs the model eagerly instead, so the loop runs for real. Its graph comes from
@@ -574,12 +568,12 @@ except Exception as error:
 # `Explorer` holds the variables and trains them with `jax.grad` and SGD:
 
 # %% tags=["nbval-ignore-output"]
-%%needs jax flax
-GraphView(chimera, X_jax, variables=params)
+if nn is not None:
+    display(GraphView(chimera, X_jax, variables=params))
 
 # %% tags=["nbval-ignore-output"]
-%%needs jax flax
-Explorer(chimera, X_jax, variables=params)
+if nn is not None:
+    display(Explorer(chimera, X_jax, variables=params))
 
 # %% [markdown]
 # Back to d2lmod's names for the rest of the lesson:

@@ -83,6 +83,26 @@ def graph_args(output, inputs: tuple, model=None, variables=None) -> tuple:
     return found.graph_args(output, inputs, model, variables)
 
 
+def _install_command(name: str) -> str:
+    """How to install the package name ('torch', 'jax', 'flax.linen', ...): the project's own pin where it has one."""
+    top = name.partition('.')[0]
+    return {a: cmd for a, cmd in ADAPTERS.values()}.get(ADAPTERS.get(top, (top,))[0], f'pip install {top}')
+
+
+def optional(*names):
+    """The modules named, imported (a tuple for several); all None and one sentence on installing if one is missing."""
+    # the lessons ask for torch, jax and flax this way and run their cells `if torch is not None:`, so they
+    # never import an optional package themselves and still run where it is missing (an in-browser Python)
+    try:
+        modules = tuple(importlib.import_module(name) for name in names)
+    except ImportError as error:
+        missing = (error.name or names[0]).partition('.')[0]
+        print(f"{missing} is not installed here, so the cells that use it do nothing "
+              f"(`{_install_command(missing)}` installs it)")
+        modules = (None,) * len(names)
+    return modules[0] if len(names) == 1 else modules
+
+
 def explorer_class():
     """The Explorer for PyTorch and Flax models (imported late: it needs ipywidgets)."""
     from .explorer import ForeignExplorer
@@ -92,8 +112,6 @@ def explorer_class():
 def load_ipython_extension(ipython) -> None:
     """`%load_ext d2lmod.widgets.frameworks` adds `%%needs torch` (or `%%needs jax flax`): the cell runs only
     where those packages are installed; elsewhere one sentence says what to install."""
-    install = {a: cmd for a, cmd in ADAPTERS.values()}
-
     def installed(name: str) -> bool:
         try:
             return importlib.util.find_spec(name) is not None
@@ -103,7 +121,7 @@ def load_ipython_extension(ipython) -> None:
     def needs(line: str, cell: str) -> None:
         missing = [name for name in line.split() if not installed(name)]
         if missing:
-            cmd = install.get(ADAPTERS.get(missing[0], (missing[0],))[0], f'pip install {" ".join(missing)}')
+            cmd = _install_command(missing[0]) if missing[0] in ADAPTERS else f'pip install {" ".join(missing)}'
             them = 'it' if len(missing) == 1 else 'them'
             print(f"skipped: this cell needs {' and '.join(missing)}, not installed here (`{cmd}` installs {them})")
             return

@@ -8,7 +8,7 @@ from . import adapter_for, prepare
 
 
 class ForeignExplorer(Explorer):
-    """Explorer whose buttons run a PyTorch model (torch.optim.SGD) or a Flax module (jax.grad, SGD on its variables)."""
+    """Explorer whose buttons run a PyTorch model (torch.optim.SGD) or a Flax module (jax.grad, SGD on its params)."""
 
     def __init__(self, model, *inputs, loss_fn=None, lr: float = 0.1, variables=None, **kwargs):
         model = prepare(model, inputs, variables)
@@ -17,7 +17,10 @@ class ForeignExplorer(Explorer):
 
     def forward(self):
         """Run the model on its inputs and compute the loss (with a record of calls, shapes and the graph)."""
-        self.info = extract.describe(self.model, *self.inputs)
+        self._shape = self._children(), self._structure()
+        if not self._described:  # as in Explorer.forward: the constructor has just described it on these inputs
+            self.info = extract.describe(self.model, *self.inputs)
+        self._described = False
         self.loss, out, how = self.trainer.forward()
         self.history.append(self.trainer.value)
         self._draw(graph=True)
@@ -26,6 +29,9 @@ class ForeignExplorer(Explorer):
 
     def backward(self) -> None:
         """The last forward's gradients, added into the held gradients (as backward() adds into .grad)."""
+        if not self._has_parameters():  # said plainly, as Explorer.backward does: nothing to differentiate
+            self.status.value = render.notice_html(self.NO_PARAMETERS)
+            return
         if self.loss is None:
             self.forward()
         self.trainer.backward()
@@ -35,6 +41,9 @@ class ForeignExplorer(Explorer):
 
     def step(self) -> None:
         """One plain SGD step with the slider's learning rate: p -= lr * grad."""
+        if not self._has_parameters():
+            self.status.value = render.notice_html(self.NO_PARAMETERS)
+            return
         self.trainer.step(self.lr)
         self.steps += 1
         self._draw()

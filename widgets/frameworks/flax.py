@@ -38,6 +38,14 @@ class FlaxModel:
     def __repr__(self) -> str:
         return f'FlaxModel({type(self.module).__name__})'
 
+    def params(self) -> dict:
+        """variables['params'], or {} for a module without parameters (init then makes no 'params' at all)."""
+        return self.variables.get('params', {})
+
+    def parameters(self):
+        """The parameter arrays, as PyTorch's parameters() (the Explorer asks it whether there is anything to train)."""
+        return iter(jax.tree_util.tree_leaves(self.params()))
+
 
 class FlaxRun:
     """A module run on inputs, for the graph (a JAX array keeps no history to trace back from)."""
@@ -192,8 +200,8 @@ def describe(fm: FlaxModel, *inputs) -> extract.ModelInfo:
     """extract.describe for a Flax module: paths from the calls and the variables, counts per call."""
     record, plain = [], {}
     if inputs:
-        _apply(fm, fm.variables['params'], inputs, record, plain=plain)
-    params = list(_leaves(fm.variables.get('params', {})))
+        _apply(fm, fm.params(), inputs, record, plain=plain)
+    params = list(_leaves(fm.params()))
     paths, types, extras = [''], {'': type(fm.module).__name__}, {'': _extra(fm.module)}
     for call in record:
         if call.path not in paths:
@@ -286,11 +294,11 @@ def value_and_grads(fm: FlaxModel, inputs: tuple, loss_fn=None) -> tuple:
     """(loss, output string, how, grads, parts) from one eager run: jax.grad of the loss with respect to the
     params, and to a zero delta per call of each module that ran more than once (its share per call)."""
     record = []
-    _apply(fm, fm.variables['params'], inputs, record)
+    _apply(fm, fm.params(), inputs, record)
     counts = {}
     for c in record:
         counts[c.path] = counts.get(c.path, 0) + 1
-    params = fm.variables['params']
+    params = fm.params()
     owners = {p.rpartition('.')[0] for p, _ in _leaves(params)}
     shared = [p for p, k in counts.items() if k > 1 and p in owners
               and not any(p.startswith(q + '.') for q, j in counts.items() if j > 1 and q != p)]
@@ -344,7 +352,7 @@ def grad_stats(fm: FlaxModel, calls: dict | None = None) -> list:
     """extract.grad_stats for a Flax module: the held gradient of every parameter, shared ones split by call."""
     grads = dict(_leaves(fm.grads)) if fm.grads is not None else {}
     out = []
-    for path, value in _leaves(fm.variables.get('params', {})):
+    for path, value in _leaves(fm.params()):
         shape, count = tuple(np.shape(value)), int(np.size(value))
         if path not in grads:
             reason = 'no backward yet' if fm.grads is None else 'the loss does not depend on it'
@@ -360,14 +368,14 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
     fm = run.model
     record = []
     order = [jax.tree_util.keystr(k, simple=True, separator='.')
-             for k, _ in jax.tree_util.tree_flatten_with_path(fm.variables['params'])[0]]
+             for k, _ in jax.tree_util.tree_flatten_with_path(fm.params())[0]]
 
     def f(params):
         record.clear()
         return _loss(_apply(fm, params, run.inputs, record), run.loss_fn)[0]
 
-    _, linear = jax.linearize(f, fm.variables['params'])
-    jaxpr = jax.make_jaxpr(linear)(fm.variables['params']).jaxpr
+    _, linear = jax.linearize(f, fm.params())
+    jaxpr = jax.make_jaxpr(linear)(fm.params()).jaxpr
     count = {}
     for c in record:
         count[c.path] = count.get(c.path, 0) + 1
@@ -387,7 +395,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
         for v in eqn.invars:
             if not isinstance(v, Literal):
                 uses[v] = uses.get(v, 0) + 1
-    parent_of = {c.id: c.parent for c in clusters}
+    parent_of, depth_of = {c.id: c.parent for c in clusters}, {c.id: c.depth for c in clusters}
     consumers = {}
     for eqn in jaxpr.eqns:
         for v in eqn.invars:
@@ -401,7 +409,7 @@ def trace(run: FlaxRun, model=None) -> graph.Graph:
         if var not in consumers:
             continue
         users = [home(e) for e in consumers[var]]
-        where = graph._common_cluster(users, parent_of) if None not in users else None
+        where = graph._common_cluster(users, parent_of, depth_of) if None not in users else None
         g = grads.get(path)
         nodes.append(graph.Node(f'n{len(nodes) + 1}', 'parameter', path, tuple(var.aval.shape), where,
                                 grad_norm=None if g is None else float(np.linalg.norm(np.asarray(g)))))
@@ -459,7 +467,7 @@ class Trainer:
     def step(self, lr: float) -> None:
         if self.model.grads is None:
             return
-        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, self.model.variables['params'], self.model.grads)
+        params = jax.tree_util.tree_map(lambda p, g: p - lr * g, self.model.params(), self.model.grads)
         self.model.variables = {**self.model.variables, 'params': params}
 
     def zero_grad(self) -> None:

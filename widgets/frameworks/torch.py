@@ -284,20 +284,21 @@ def trace(output, model=None) -> graph.Graph:
             leaf = p if hasattr(p, 'variable') else _inputs(p)[0] if p in through else None
             if leaf is not None and id(leaf.variable) in owner:
                 uses.setdefault(f, []).append(leaf.variable)
-    call_of, calls, used = {}, [], {}  # calls: (module path, call number)
+    call_of, calls, used, count = {}, [], {}, {}  # calls: (module path, call number); count: path -> calls so far
     for f in fwd:
         if f not in uses:
             continue
         path = owner[id(uses[f][0])]
         current = used.get(path)
         if current is None or any(id(v) in current[1] for v in uses[f]):
-            count = sum(1 for c in calls if c[0] == path) + 1
-            calls.append((path, count))
+            count[path] = count.get(path, 0) + 1  # counted as we go: a 10,000-layer model stays linear
+            calls.append((path, count[path]))
             current = used[path] = (len(calls) - 1, set())
         current[1].update(id(v) for v in uses[f])
         call_of[f] = current[0]
     clusters, cid = _clusters(calls, modules, model)
     parent_of = {c.id: c.parent for c in clusters}
+    depth_of = {c.id: c.depth for c in clusters}
     param_leaf = {c.id for c in clusters if not modules.get(c.path) or not list(modules[c.path].children())}
 
     path_of = {c.id: c.path for c in clusters}
@@ -327,7 +328,10 @@ def trace(output, model=None) -> graph.Graph:
         # input's line, and take the deepest of them
         near = [c for c in near if _nested(c, near[0], parent_of) or _nested(near[0], c, parent_of)]
         inner = [c for c in near if all(_nested(c, o, parent_of) for o in near)]
-        home[f] = inner[0] if inner else graph._common_cluster(near, parent_of) if None not in near else None
+        if inner:
+            home[f] = inner[0]
+        else:
+            home[f] = graph._common_cluster(near, parent_of, depth_of) if near and None not in near else None
         if not near and clusters and model is not None:
             home[f] = clusters[0].id
     for f in reversed(fwd):
@@ -345,7 +349,7 @@ def _nested(inner, outer, parent_of: dict) -> bool:
 
 def _clusters(calls: list, modules: dict, model) -> tuple:
     """Cluster per inferred call, with one call of each enclosing module around it; returns (clusters, index -> id)."""
-    clusters, by_key, cid = [], {}, {}
+    clusters, by_key, cid, depth = [], {}, {}, {}
     total = {}
     for path, _ in calls:
         total[path] = total.get(path, 0) + 1
@@ -363,7 +367,8 @@ def _clusters(calls: list, modules: dict, model) -> tuple:
         title = (path or kind) + (f' · call {number}' if total.get(path, 1) > 1 else '')
         detail = graph._describe(module) if module is not None and path else ''
         c = graph.Cluster(f'c{len(clusters) + 1}', parent, path, title, detail, number, total.get(path, 1),
-                          0 if parent is None else next(x.depth for x in clusters if x.id == parent) + 1)
+                          0 if parent is None else depth[parent] + 1)
+        depth[c.id] = c.depth
         clusters.append(c)
         by_key[key] = c.id
         return c.id
@@ -391,6 +396,7 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         notes.append("Parameters that are not registered in the model took part (modules kept in a plain Python "
                      "list or dict?): they are missing from parameters(), state_dict() and the optimizer. Use "
                      "nn.ModuleList / nn.ModuleDict.")
+    parent_of, depth_of = {c.id: c.parent for c in clusters}, {c.id: c.depth for c in clusters}
     for f in leaves:  # parameters and inputs that require grad
         v = f.variable
         node_id = f'n{len(nodes) + 1}'
@@ -398,8 +404,7 @@ def _assemble(order, fwd, home, consumers, pnames, plain, clusters, output, note
         users = [home[c] for c in consumers.get(f, []) if c in home]
         grad = None if v.grad is None else float(v.grad.norm())
         if id(v) in pnames:
-            where = graph._common_cluster(users, {c.id: c.parent for c in clusters}) if users and None not in users \
-                else None
+            where = graph._common_cluster(users, parent_of, depth_of) if users and None not in users else None
             nodes.append(graph.Node(node_id, 'parameter', pnames[id(v)], tuple(v.shape), where, grad_norm=grad))
         elif isinstance(v, torch.nn.Parameter):  # used, but not registered (a layer kept in a plain list?)
             nodes.append(graph.Node(node_id, 'parameter', 'parameter', tuple(v.shape), None, 'not in the model',
@@ -466,7 +471,9 @@ class Trainer:
         return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
 
     def backward(self) -> None:
-        self.loss.backward()
+        # the graph is kept, as d2lmod's Explorer keeps it: the button may be pressed again on the same loss,
+        # and the graph drawn after the first backward still reads the tensors its ops saved (rand_weight)
+        self.loss.backward(retain_graph=True)
         keep_parts(self.model, self.views)
 
     def step(self, lr: float) -> None:
