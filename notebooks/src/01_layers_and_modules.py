@@ -84,6 +84,9 @@ print(net(X).shape)
 print(net)
 
 # %% [markdown]
+# The printout says `Linear`, not `LazyLinear`: once its first call has fixed the sizes, a lazy layer turns
+# into an ordinary `Linear`, as in PyTorch (lesson 3 looks at this closely).
+#
 # There is no magic in `Sequential`. Its whole `forward` is a loop that feeds each child the previous child's
 # output:
 

@@ -210,9 +210,10 @@ print('buffers():   ', [name for name, _ in h.named_buffers()])
 print('state_dict():', list(h.state_dict()))
 
 # %% [markdown]
-# `to(dtype)` converts every registered tensor; the plain attribute is left behind. (d2lmod runs on the CPU
-# only, so here `to()` changes the number type. In PyTorch, `net.to('cuda')` would likewise leave a plain
-# tensor attribute on the CPU, and the next forward would fail with a device mismatch.)
+# `to(dtype)` converts every registered tensor; the plain attribute is left behind. (This machine has no GPU,
+# so here `to()` changes the number type, and asking for `'cuda'` fails just as PyTorch fails without a GPU. On
+# a GPU machine, `net.to('cuda')` would likewise leave a plain tensor attribute on the CPU, and the next
+# forward would fail with a device mismatch.)
 
 # %%
 h.to(dm.float64)
@@ -268,7 +269,7 @@ for name, t in fixed.state_dict().items():
 #
 # `state_dict()` is an ordered dictionary from dotted names to tensors: the parameters and persistent buffers
 # of every module, each under each of its paths. Its values are plain tensors (no gradient tracking) that share
-# memory with the parameters, so training changes them too: copy them (`dm.tensor(t)`) for a snapshot. It is
+# memory with the parameters, so training changes them too: copy them (`t.clone()`) for a snapshot. It is
 # what gets saved to disk in the next lesson.
 
 # %%
@@ -283,10 +284,15 @@ print(f'{sum(t.numel() for t in state.values()):,} numbers in all')
 # Each layer initializes itself when it is built (or, for a lazy layer, on its first call). To use another
 # rule, write a function that fixes up one module and let `apply` call it on every module of the tree. The
 # functions in `nn.init` fill a tensor in place.
+#
+# The function picks the layers it cares about by their class. The book tests `type(m) == nn.Linear`, and that
+# works on `net` although it was built from `LazyLinear`s: the first call turned each of them into a `Linear`.
+# Before that call the test would skip them, and it should: a lazy layer has no numbers to fill yet, and
+# `nn.init` refuses its placeholders with an error that says to run the model first.
 
 # %%
 def init_normal(module):
-    if isinstance(module, nn.Linear):          # LazyLinear is a Linear too
+    if type(module) == nn.Linear:              # the lazy layers became Linear on net's first call
         nn.init.normal_(module.weight, mean=0.0, std=0.01)
         nn.init.zeros_(module.bias)
 
@@ -297,7 +303,7 @@ print(net[0].weight.data[0, :4], net[0].bias.data[:4])
 
 # %%
 def init_constant(module):
-    if isinstance(module, nn.Linear):
+    if type(module) == nn.Linear:
         nn.init.constant_(module.weight, 1.0)
 
 

@@ -31,8 +31,9 @@ X = dm.rand(2, 20)
 # %% [markdown]
 # ## 3.1 Before the first call
 #
-# A lazy layer is told only its number of outputs. Until it sees data, its weight has shape
-# `(out_features, ?)` and no values at all.
+# A lazy layer is told only its number of outputs. Until it sees data, its weight and bias are placeholders:
+# they print as `<UninitializedParameter>`, with no shape and no values, and the layer reports
+# `in_features=0`, PyTorch's way of saying "not known yet".
 
 # %%
 net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
@@ -41,8 +42,9 @@ print(net[0].weight)
 print(net[0].bias)
 
 # %% [markdown]
-# The bias shape is already known (one per output), but it has no values either: initializing it needs the
-# input size too. Anything that needs the numbers has to wait, counting them included:
+# Even the bias, whose length will simply be the number of outputs, waits: the layer creates all its tensors
+# at once on the first call, and the bias's starting values depend on the input size as well. Anything that
+# needs the numbers has to wait, counting them included:
 
 # %%
 try:
@@ -67,11 +69,13 @@ ModuleTree(net)
 #
 # On its first call, each lazy layer reads the last dimension of its input, creates its weight with that many
 # columns and initializes it. The second layer learns its size from the first layer's output, so one call
-# settles the whole chain.
+# settles the whole chain. Its job done, each layer then turns into a plain `Linear`: `print` shows the class
+# `Linear`, and `type(layer) == nn.Linear` holds, exactly as with PyTorch's lazy layers.
 
 # %%
 net(X)
 print(net)
+print(type(net[0]) == nn.Linear)
 for name, p in net.named_parameters():
     print(f'{name:10s}{p.shape}')
 
@@ -172,7 +176,9 @@ fit(mlp, optimizer, labels)
 
 # %% [markdown]
 # Save the state dict, build a **fresh, lazy** `MLP` and load the file into it. Loading needs no first call:
-# the file has the shapes, so the lazy layers take them from there (PyTorch's lazy layers do the same).
+# the file has the shapes, so the lazy layers take their weights from there (PyTorch's lazy layers do the
+# same). The layers still print as `LazyLinear` with `in_features=0`, though: only a call turns a lazy layer
+# into a `Linear`, and the first one, below, does.
 
 # %%
 dm.save(mlp.state_dict(), 'lesson03-mlp.params')
@@ -180,7 +186,9 @@ dm.save(mlp.state_dict(), 'lesson03-mlp.params')
 clone = MLP()
 print(clone.load_state_dict(dm.load('lesson03-mlp.params')))
 print(clone)
+print('loaded weight:', clone.hidden.weight.shape)
 print('same outputs:', bool((clone(features) == mlp(features)).all()))
+print(clone)
 
 # %% [markdown]
 # ## 3.6 What a state dict does not hold
@@ -269,7 +277,8 @@ print('hidden unchanged:', bool((new.hidden.weight == mlp.hidden.weight).all()))
 # ## 3.8 When the checkpoint does not match
 #
 # `load_state_dict` compares the file with the model before copying anything. If something does not fit, it
-# copies nothing and lists every problem in one error. (We print each problem on its own line.)
+# copies nothing and lists every problem in one error, one problem per line (the layout of PyTorch's message),
+# and ends with how to fix it.
 
 # %%
 saved = dm.load('lesson03-mlp.params')
@@ -278,9 +287,8 @@ saved = dm.load('lesson03-mlp.params')
 def try_load(model, state, **kwargs):
     try:
         print(model.load_state_dict(state, **kwargs))
-    except Exception as error:
-        message = str(error).replace('; ', ';\n    ').replace('. To fix it, ', '.\nTo fix it, ')
-        print(f'{type(error).__name__}: {message}')
+    except Exception as error:   # show the message instead of stopping the notebook
+        print(f'{type(error).__name__}: {error}'.expandtabs(4))
 
 
 # %% [markdown]
@@ -290,17 +298,24 @@ def try_load(model, state, **kwargs):
 try_load(nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10)), saved)
 
 # %% [markdown]
-# The same names with other sizes: 128 hidden units instead of 256. The lazy model does not know its input size
-# yet, so that size shows as `?`:
+# The same names with other sizes: 128 hidden units instead of 256. A lazy model that never ran has no sizes to
+# disagree with, so it would simply take the file's (as in section 3.5). Once it has run, its sizes are fixed
+# and the file has to match them:
 
 # %%
-try_load(MLP(hidden=128), saved)
+try_load(MLP(hidden=128), saved)   # never ran: takes the file's sizes, 256 hidden units included
+
+small = MLP(hidden=128)
+small(features)                    # now hidden is a Linear(20, 128)
+try_load(small, saved)
 
 # %% [markdown]
 # `strict=False` forgives missing and unexpected keys, never a wrong shape:
 
 # %%
-try_load(MLP(outputs=5), saved, strict=False)
+five = MLP(outputs=5)
+five(features)
+try_load(five, saved, strict=False)
 
 # %% [markdown]
 # Finally, remove the files this notebook wrote:
@@ -314,15 +329,17 @@ print('removed')
 # ## Summary
 #
 # - A lazy layer knows its output size from the start and learns its input size on its first call; until then
-#   its weight has no values, and counting or initializing it is an error. `summary` shows the unknown sizes
-#   as `?`.
+#   its weight has no values (`in_features=0`), and counting or initializing it is an error. `summary` shows
+#   the unknown sizes as `?`. After the call the layer is an ordinary `Linear`.
 # - The first call fills in the existing parameter objects, so an optimizer made before it still works.
 # - After the first call the sizes are fixed; a wrong input size is an error that names the layer.
 # - `dm.save` / `dm.load` store tensors, lists and dicts of tensors. A model is saved as its `state_dict()` and
-#   restored by building the model in code and calling `load_state_dict`, which also works on a lazy model.
+#   restored by building the model in code and calling `load_state_dict`, which also works on a lazy model
+#   that never ran: it takes the file's sizes.
 # - Only parameters and buffers are in the state dict; a plain tensor attribute is not saved.
 # - `load_state_dict(..., strict=False)` loads the matching keys and returns the rest: the way to start a new
-#   model from some layers of a trained one. A shape mismatch is always an error, and nothing is loaded.
+#   model from some layers of a trained one. A shape mismatch with a model that has its sizes is always an
+#   error, and nothing is loaded.
 #
 # ## Exercises
 #

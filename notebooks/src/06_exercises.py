@@ -4,9 +4,10 @@
 # # 6. Exercises, with checks
 #
 # The chapter ends with three exercises about building modules, and each hides a mistake that raises no
-# error: the model runs, and is quietly wrong. Three more follow, one for each of lessons 7, 8 and 9. Here you solve them and check your answer. Each check runs your
-# code on small layers of its own and answers in one sentence: **Right: ...** when it behaves as it should, or
-# **Not yet: ...** with what is still wrong. It never shows the answer.
+# error: the model runs, and is quietly wrong. Three more follow, one for each of lessons 7, 8 and 9. Here you
+# solve them and check your answer. Each check runs your code on small layers of its own and answers in one
+# sentence: **Right: ...** when it behaves as it should, or **Not yet: ...** with what is still wrong. It never
+# shows the answer.
 #
 # For each exercise you first see an attempt that a student might well write, with what goes wrong and what
 # the check says about it. Then comes a cell with an unfinished class or function for you to complete. Until
@@ -336,7 +337,8 @@ check_residual(Residual)
 #
 # 1. **Parameters by name.** Without `state_dict()`, write `get_parameter(model, 'net.2.weight')` that follows
 #    the dotted name through the attributes of `NestMLP` (lesson 1). What should it do with a name that does not
-#    exist? Compare with `dict(model.named_parameters())`.
+#    exist? Compare with `dict(model.named_parameters())`, and with the module's own `model.get_parameter(name)`
+#    (PyTorch's method, which d2lmod has too): which exception does it raise for a wrong name?
 # 2. **A shared layer in training.** Build `nn.Sequential(shared, nn.ReLU(), shared)` with
 #    `shared = nn.Linear(8, 8)`, train it for a few steps, and show with an untied twin that the shared
 #    weight's gradient is the sum of the two uses' gradients (lesson 2). What does `GradFlow` show?

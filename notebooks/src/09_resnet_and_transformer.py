@@ -213,7 +213,12 @@ plot({'ResNet, 2 blocks': resnet_losses}, xlabel='training step (15 per epoch)',
      title='Training the small ResNet on the digits')
 
 # %% [markdown]
-# After training, every parameter has received a gradient; `GradFlow` draws them layer by layer, on a log scale:
+# After training, every parameter has received a gradient; `GradFlow` draws them layer by layer, on a log scale.
+# Look at the biases of the convolutions that feed a `BatchNorm` (`0.0.bias`, `conv1.bias`, `conv2.bias`):
+# their gradients are around 1e-16, zero up to rounding. BatchNorm subtracts each channel's mean, so a constant
+# added to a channel just before it changes nothing after it, and such a bias cannot learn anything. (That is
+# why ResNets are usually built with `bias=False` in those convolutions.) The shortcut's bias feeds no
+# BatchNorm, and its gradient is an ordinary one:
 
 # %% tags=["nbval-ignore-output"]
 GradFlow(net, log=True)
@@ -298,7 +303,7 @@ with dm.no_grad():
 
 # %%
 
-fresh = ready(resnet(stages=(1, 1))).eval()
+fresh = ready(resnet(stages=(1, 1)).eval())  # primed in evaluation mode: its statistics stay 0 and 1
 params_only = {name: p for name, p in net.state_dict().items() if 'running' not in name and 'batches' not in name}
 fresh.load_state_dict(params_only, strict=False)
 print('parameters only:        test accuracy', f'{accuracy(fresh, X_test, y_test):.3f}')

@@ -227,7 +227,8 @@ def check_explorer(widget) -> None:
 
 
 CHECKS = {'ModuleTree': check_module_tree, 'GradFlow': check_grad_flow, 'GraphView': check_graph_view,
-          'Explorer': check_explorer}
+          'Explorer': check_explorer,
+          'ForeignExplorer': check_explorer}  # lesson 1.7's Explorer of a PyTorch or Flax model: the same controls
 
 
 @pytest.mark.parametrize('stem', WITH_WIDGETS)
@@ -249,9 +250,10 @@ def test_every_visualiser_renders_as_a_widget(lessons, stem):
 
 
 # ---- the chimera (lesson 1) ----------------------------------------------------------------------------------
+# after its first call a LazyLinear is a Linear (PyTorch's class swap), so the tree names Linear
 CHIMERA_TREE = ['▾ (model) Sequential · 4,712', '▾ 0 NestMLP · 3,952', '▸ net Sequential · 3,424',
-                '· linear LazyLinear · 528', '· 1 LazyLinear · 340', '▾ 2 FixedHiddenMLP · 420 [plain tensor]',
-                '· linear LazyLinear · 420 [called]']
+                '· linear Linear · 528', '· 1 Linear · 340', '▾ 2 FixedHiddenMLP · 420 [plain tensor]',
+                '· linear Linear · 420 [called]']
 
 
 def test_chimera_tree_and_parameter_table(lessons):
@@ -267,9 +269,9 @@ def test_chimera_tree_and_parameter_table(lessons):
                  '2.rand_weight: a plain tensor attribute of shape (20, 20)', '2.linear: ran 2 times in one forward']:
         expect(explorer).to_contain_text(text)
 
-    tree.select_option(index=CHIMERA_TREE.index('· linear LazyLinear · 420 [called]'))  # the kernel redraws
+    tree.select_option(index=CHIMERA_TREE.index('· linear Linear · 420 [called]'))  # the kernel redraws
     details = explorer.locator('.widget-html', has_text='parameters in this subtree')
-    expect(details).to_contain_text('2.linear LazyLinear(in_features=20, out_features=20, bias=True)',
+    expect(details).to_contain_text('2.linear Linear(in_features=20, out_features=20, bias=True)',
                                     timeout=WAIT_MS)
     expect(details).to_contain_text('420 parameters in this subtree, 420 its own; ran 2 times in the last forward')
     grad_norm = re.compile(r'^\d+(\.\d+)?(e[-+]\d+)?$')
