@@ -64,7 +64,7 @@ def as_device(target) -> device | None:
     if not isinstance(target, device):
         return None
     if target.type != 'cpu':
-        raise no_gpu(f"to({str(target)!r})", AssertionError if target.type == 'cuda' else RuntimeError, target.type)
+        raise no_gpu(f"device {str(target)!r}", AssertionError if target.type == 'cuda' else RuntimeError, target.type)
     return CPU
 
 

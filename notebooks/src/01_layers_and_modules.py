@@ -321,7 +321,7 @@ Explorer(chimera, X)
 # Large architectures are this same nesting, repeated: a ResNet is a sequence of residual blocks made of
 # convolutions, a Transformer a stack of identical attention-plus-MLP blocks.
 #
-# ## The book's own PyTorch code, run on d2lmod
+# ## 1.7 The book's own PyTorch code, run on d2lmod
 #
 # d2lmod keeps PyTorch's names and behaviour, so the book's PyTorch cells run on it as they are printed. The
 # cells below are copied from the book's chapter unchanged except for the imports: `import d2lmod as torch`
@@ -406,7 +406,7 @@ X, X.device, gpu(1)
 X = X_lesson  # back to the lesson's own input
 
 # %% [markdown]
-# ## 1.7 The same models in PyTorch, Flax and Gluon
+# ## 1.8 The same models in PyTorch, Flax and Gluon
 #
 # d2lmod spells everything as PyTorch does, so the first column below is also d2lmod (with `dm` for
 # `torch`). The ideas are identical in all three; only the names move.
@@ -557,10 +557,13 @@ if nn is not None:
 
 # %% tags=["nbval-ignore-output"]
 if nn is not None:
+    key_before = d2l.key
     try:
         print(chimera.tabulate(jax.random.PRNGKey(0), X_jax))
     except Exception as error:
         print(f'tabulate failed: {type(error).__name__}')
+    finally:
+        d2l.key = key_before  # tabulate's tracing ran setup(), which left a traced (abstract) key in d2l.key
 
 # %% [markdown]
 # The visualiser runs the model eagerly instead, so the loop runs for real. Its graph comes from
@@ -585,7 +588,7 @@ chimera = dm_chimera
 
 # %% [markdown]
 #
-# ## 1.8 The functional style: `init` and `apply` in d2lmod
+# ## 1.9 The functional style: `init` and `apply` in d2lmod
 #
 # Flax keeps the weights **outside** the model: `init` returns them as a dictionary, and `apply(params, X)`
 # runs the model with whatever dictionary you hand it. `d2lmod.func.functional_call(model, params, X)` does
@@ -633,7 +636,7 @@ print('params["out.bias"].grad:', params['out.bias'].grad.shape)
 print('model.out.bias.grad:    ', model.out.bias.grad)
 
 # %% [markdown]
-# ## 1.9 The Gluon seed on d2lmod
+# ## 1.10 The Gluon seed on d2lmod
 #
 # The MXNet edition of this chapter no longer runs: MXNet 1.9.1, its last release, stops at `import mxnet` on
 # any NumPy from 1.24 on (it still asks for `np.bool`). `d2lmod.compat.mxnet` offers Gluon's names, built

@@ -228,7 +228,7 @@ def check_explorer(widget) -> None:
 
 CHECKS = {'ModuleTree': check_module_tree, 'GradFlow': check_grad_flow, 'GraphView': check_graph_view,
           'Explorer': check_explorer,
-          'ForeignExplorer': check_explorer}  # lesson 1.7's Explorer of a PyTorch or Flax model: the same controls
+          'ForeignExplorer': check_explorer}  # lesson 1.8's Explorer of a PyTorch or Flax model: the same controls
 
 
 @pytest.mark.parametrize('stem', WITH_WIDGETS)
