@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location('d2lmod_browser_helpers', Path(__file__).parent / 'browser' / 'conftest.py')
-_browser_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_browser_helpers)
-
 
 @pytest.fixture(scope='session')
 def browser():
     """Headless Debian Chromium, driven by Playwright; skips (fails under CI) without it."""
-    yield from _browser_helpers.chromium()
+    path = Path(__file__).parent / 'browser' / 'conftest.py'  # its helpers, loaded only when a test needs them
+    spec = importlib.util.spec_from_file_location('d2lmod_browser_helpers', path)
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    yield from helpers.chromium()
