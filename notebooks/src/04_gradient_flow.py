@@ -49,7 +49,7 @@ order = np.random.default_rng(0).permutation(len(images))
 X_train, y_train = dm.tensor(images[order[:1500]]), labels[order[:1500]]
 X_test, y_test = dm.tensor(images[order[1500:]]), labels[order[1500:]]
 print('train', X_train.shape, ' test', X_test.shape)
-print('images per digit in the training set:', np.bincount(y_train).tolist())
+print('images per digit in the training set:', [int((y_train == digit).sum()) for digit in range(10)])
 
 # %% [markdown]
 # The first training image, printed as its 8 x 8 brightness values (`#` bright, `+` middle, `.` faint) and its
