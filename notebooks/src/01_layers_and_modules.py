@@ -434,7 +434,7 @@ X = X_lesson  # back to the lesson's own input
 # rest of the lesson runs as usual. `optional('torch')` does that check: it returns the package where it is
 # installed, and `None` (saying what to install) where it is not; each cell then runs `if torch is not None`.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 from d2lmod.widgets.frameworks import optional
 
 dm_chimera = chimera   # the d2lmod chimera of 1.6; the Flax code below reuses the names nn and chimera
